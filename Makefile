@@ -1,0 +1,49 @@
+# Entry points. Every target installs what it needs itself (Node 24, npm ci, Debian packages).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NODE_BIN := $(CURDIR)/.tools/node/bin
+export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+TEST_FILES := 'workload/test/**/*.test.ts' 'operator/test/**/*.test.ts' 'test/**/*.test.ts'
+NODE_TEST := node --import tsx --test --test-concurrency=3 --test-timeout=180000
+
+.PHONY: help demo test test-unit bench lint format build clean node deps
+
+help:
+	@echo "make demo    simulator + workload on PGlite, scripted conversation, transcript"
+	@echo "make test    the whole suite (starts a private PostgreSQL server)"
+	@echo "make bench   latency / throughput / memory benchmarks (results in bench/)"
+	@echo "make lint    biome + TypeScript type check"
+	@echo "make build   compile every workspace to dist/"
+	@echo "make clean   remove build output, tools and caches inside the clone"
+
+node:
+	@scripts/ensure-node.sh
+
+node_modules/.install-stamp: package-lock.json | node
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: node node_modules/.install-stamp
+
+build: deps
+	tsc -b workload operator
+
+lint: deps
+	biome check .
+	tsc -p tsconfig.json
+
+format: deps
+	biome check --write .
+
+test: build
+	scripts/with-postgres.sh $(NODE_TEST) $(TEST_FILES)
+
+demo: build
+	node --import tsx test/demo/run.ts
+
+bench: build
+	node --import tsx bench/run.ts
+
+clean:
+	rm -rf workload/dist operator/dist .tools node_modules .demo .pgtest
