@@ -1,0 +1,144 @@
+// Versioned schema migrations. Append new entries at the end with the next version number;
+// never edit or renumber an entry once it has shipped (the name is checked against the record).
+import type { Sql } from './types.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  /** One or more statements, run in one transaction. */
+  sql: string;
+}
+
+// Every table is keyed by account_id first: many accounts may share one PostgreSQL database.
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'conversations, messages, takeovers, once marks, items, bargaining',
+    sql: `
+CREATE TABLE conversations (
+  account_id      text        NOT NULL,
+  chat_id         text        NOT NULL,
+  buyer_id        text,
+  item_id         text,
+  first_seen      timestamptz NOT NULL,
+  last_message_at timestamptz NOT NULL,
+  PRIMARY KEY (account_id, chat_id)
+);
+
+CREATE TABLE messages (
+  account_id text        NOT NULL,
+  chat_id    text        NOT NULL,
+  message_id text        NOT NULL,
+  direction  text        NOT NULL CHECK (direction IN ('in', 'out')),
+  sender_id  text        NOT NULL,
+  text       text        NOT NULL,
+  item_id    text,
+  source     text,
+  at         timestamptz NOT NULL,
+  -- insertion order: breaks ties between messages with the same timestamp
+  seq        bigint      GENERATED ALWAYS AS IDENTITY,
+  UNIQUE (account_id, message_id)
+);
+CREATE INDEX messages_chat_at ON messages (account_id, chat_id, at, seq);
+
+CREATE TABLE takeovers (
+  account_id text        NOT NULL,
+  chat_id    text        NOT NULL,
+  until      timestamptz NOT NULL,
+  PRIMARY KEY (account_id, chat_id)
+);
+
+CREATE TABLE once_marks (
+  account_id text        NOT NULL,
+  chat_id    text        NOT NULL,
+  key        text        NOT NULL,
+  at         timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (account_id, chat_id, key)
+);
+
+CREATE TABLE items (
+  account_id  text        NOT NULL,
+  item_id     text        NOT NULL,
+  title       text        NOT NULL,
+  price       text,
+  description text,
+  fetched_at  timestamptz NOT NULL,
+  PRIMARY KEY (account_id, item_id)
+);
+
+CREATE TABLE bargain_rounds (
+  account_id text    NOT NULL,
+  chat_id    text    NOT NULL,
+  rounds     integer NOT NULL,
+  PRIMARY KEY (account_id, chat_id)
+);
+`,
+  },
+];
+
+/**
+ * Key of the transaction-scoped advisory lock that serialises migrators. Advisory locks are
+ * per database, so workloads on other databases of the same server do not wait for each other.
+ */
+export const MIGRATION_LOCK_KEY = 0x7869_616e; // 'xian'
+
+/** Throws when the list is not strictly increasing from 1 without gaps. */
+export function checkMigrations(list: readonly Migration[]): void {
+  list.forEach((m, i) => {
+    if (m.version !== i + 1) {
+      throw new Error(`migration #${i} (${m.name}) has version ${m.version}, expected ${i + 1}`);
+    }
+  });
+}
+
+/**
+ * Applies the migrations that the database has not seen yet, each in its own transaction that
+ * first takes the migration advisory lock and then re-checks `schema_migrations`, so two
+ * processes starting together against one PostgreSQL apply each migration exactly once.
+ * Returns the versions this call applied.
+ */
+export async function migrate(sql: Sql, list: readonly Migration[] = migrations): Promise<number[]> {
+  checkMigrations(list);
+  await sql.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+    await tx.query(`
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version    integer     PRIMARY KEY,
+  name       text        NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+)`);
+  });
+  const applied: number[] = [];
+  for (const m of list) {
+    const did = await sql.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+      const { rows } = await tx.query<{ name: string }>(
+        'SELECT name FROM schema_migrations WHERE version = $1',
+        [m.version],
+      );
+      const done = rows[0];
+      if (done) {
+        if (done.name !== m.name) {
+          throw new Error(
+            `schema migration ${m.version} was applied as "${done.name}" but this build calls it "${m.name}": ` +
+              'migrations must never be edited or renumbered once shipped',
+          );
+        }
+        return false;
+      }
+      await tx.query(m.sql);
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      return true;
+    });
+    if (did) applied.push(m.version);
+  }
+  return applied;
+}
+
+/** Versions recorded in `schema_migrations`, ascending. */
+export async function appliedVersions(sql: Sql): Promise<number[]> {
+  const { rows } = await sql.query<{ version: number }>(
+    'SELECT version FROM schema_migrations ORDER BY version',
+  );
+  return rows.map((r) => Number(r.version));
+}
