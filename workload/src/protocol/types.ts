@@ -36,7 +36,24 @@ export interface ChatMessage {
   isGroup: boolean;
   /** needPush === "false" or a known system/trade string (protocol 1.9). */
   isSystem: boolean;
+  /** The wire message id ("1"."3"), when it differs from `messageId` (bizTag/extJson id). */
+  serverMessageId?: string;
+  /** The decoded content JSON ("6"."3"."5"): {contentType, text:{text}} / image / dxCard. */
+  content?: unknown;
+  /**
+   * Set by the session: the seller is the sender AND the message id is one of the session's own
+   * sends, i.e. the echo of a bot reply (a seller message without it is a human takeover).
+   */
+  isOwnEcho?: boolean;
 }
+
+/** A sync-push entry the codec could not decode at all (counted as `malformed`). */
+export interface MalformedEntry {
+  kind: 'malformed';
+  reason: string;
+}
+
+export type DecodedEntry = PushEntry | MalformedEntry;
 
 export interface SentMessage {
   messageId: string;
