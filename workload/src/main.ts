@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseCli, USAGE, UsageError } from './cli.js';
+import { ConfigError, loadConfig } from './config/load.js';
+
+// Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let args: ReturnType<typeof parseCli>;
+  try {
+    args = parseCli(argv);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`xianyu-workload: ${err.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (args.command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (args.command === 'version') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  let loaded: ReturnType<typeof loadConfig>;
+  try {
+    loaded = loadConfig(args.config!, process.env, args.dataDir ? { dataDir: args.dataDir } : {});
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (args.command === 'check') {
+    process.stdout.write(`${args.config}: configuration is valid (account ${loaded.config.account.id})\n`);
+    return 0;
+  }
+  // Loaded only to run: `check` and `--help` stay fast and need no database or network code.
+  const { startWorkload } = await import('./app.js');
+  const workload = await startWorkload(loaded);
+  return new Promise<number>((resolve) => {
+    const shutdown = (signal: string) => {
+      workload.log.info({ signal }, 'signal received');
+      const force = setTimeout(() => resolve(1), 15_000);
+      force.unref();
+      workload.stop().then(
+        () => resolve(0),
+        (err: Error) => {
+          workload.log.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`xianyu-workload: ${err.message}\n`);
+    process.exit(1);
+  },
+);
