@@ -69,6 +69,14 @@ export class Responder {
     await Promise.race([all, sleep(timeoutMs, undefined, { ref: false })]);
   }
 
+  /** Resolves once nothing is waiting in debounce or in flight (tests, benchmarks). */
+  async idle(): Promise<void> {
+    while (this.timers.size > 0 || this.chains.size > 0) {
+      if (this.chains.size > 0) await Promise.allSettled([...this.chains.values()]);
+      else await sleep(5);
+    }
+  }
+
   private enqueue(chatId: string, task: () => Promise<void>): void {
     const prev = this.chains.get(chatId) ?? Promise.resolve();
     const next = prev.then(task).catch((err: Error) => {
