@@ -96,6 +96,12 @@ describe('reply engine', () => {
     assert.equal((decide(msg(), fresh, noAi, ctx) as { text: string }).text, 'ITEM');
   });
 
+  it('AI scope "bargaining" leaves other questions to the defaults', () => {
+    const r = rules({ default: { text: 'D' }, ai: { enabled: true, apiKey: 'x', scope: 'bargaining' } });
+    assert.equal(decide(msg({ text: '成色怎么样' }), fresh, r, ctx).action, 'reply');
+    assert.equal(decide(msg({ text: '能便宜点吗' }), fresh, r, ctx).action, 'ai');
+  });
+
   it('default once per conversation', () => {
     const r = rules({ default: { text: '欢迎', oncePerConversation: true } });
     assert.equal(decide(msg(), fresh, r, ctx).action, 'reply');

@@ -37,6 +37,10 @@ const bargaining = z.object({
 const ai = z
   .object({
     enabled: z.boolean().default(false),
+    scope: z
+      .enum(['all', 'bargaining'])
+      .default('all')
+      .describe('all: AI answers what no keyword rule answers; bargaining: only price questions'),
     baseURL: z.url().default('https://api.openai.com/v1'),
     model: nonEmpty.default('gpt-4o-mini'),
     apiKey: z.string().optional(),

@@ -80,8 +80,8 @@ export function decide(
   }
 
   const fallback = fallbackDecision(message, state, rules, values);
-  if (rules.ai.enabled && !NON_TEXT_TYPES.has(message.contentType)) {
-    const bargaining = detectPriceIntent(message.text);
+  const bargaining = rules.ai.enabled && !NON_TEXT_TYPES.has(message.contentType) && detectPriceIntent(message.text);
+  if (rules.ai.enabled && !NON_TEXT_TYPES.has(message.contentType) && (bargaining || rules.ai.scope === 'all')) {
     if (bargaining && state.bargainRounds >= rules.ai.bargaining.maxRounds) {
       return {
         action: 'reply',
