@@ -23,10 +23,14 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
 source "$HERE/versions.env"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm kubeconform)
+# The kwok binary has no built-in stages (kwokctl passes them in its config): kwok-stages.yaml
+# gathers the default ones (node initialize + heartbeat with lease, pod ready/complete/delete)
+# from the pinned kwok module, so fake nodes turn Ready and their pods reach Running.
+FILES=("${COMPONENTS[@]}" kwok-stages.yaml)
 
 if [[ -n "${XIANYU_K8S_BIN:-}" ]]; then
-  for c in "${COMPONENTS[@]}"; do
-    [[ -x "$XIANYU_K8S_BIN/$c" ]] || { echo "XIANYU_K8S_BIN=$XIANYU_K8S_BIN has no $c" >&2; exit 1; }
+  for c in "${FILES[@]}"; do
+    [[ -e "$XIANYU_K8S_BIN/$c" ]] || { echo "XIANYU_K8S_BIN=$XIANYU_K8S_BIN has no $c" >&2; exit 1; }
   done
   echo "$XIANYU_K8S_BIN"
   exit 0
@@ -42,7 +46,7 @@ bin="$root/$key"
 mkdir -p "$bin"
 
 missing=()
-for c in "${COMPONENTS[@]}"; do [[ -x "$bin/$c" ]] || missing+=("$c"); done
+for c in "${FILES[@]}"; do [[ -e "$bin/$c" ]] || missing+=("$c"); done
 if (( ${#missing[@]} == 0 )); then
   echo "$bin"
   exit 0
@@ -71,6 +75,16 @@ build_one() { # component -> writes $bin/$1
       GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath -ldflags="-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" ;;
     helm)
       GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath -ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ;;
+    kwok-stages.yaml)
+      local dir stage
+      dir="$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+      for stage in node/fast node/heartbeat-with-lease pod/fast; do
+        for f in $(sed -n 's/^- \(.*\.yaml\)$/\1/p' "$dir/kustomize/stage/$stage/kustomization.yaml"); do
+          echo "# sigs.k8s.io/kwok@$KWOK_VERSION kustomize/stage/$stage/$f"
+          cat "$dir/kustomize/stage/$stage/$f"
+          echo "---"
+        done
+      done > "$tmp/$c" ;;
     kubeconform)
       GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath -ldflags="-s -w" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" ;;
   esac
@@ -78,17 +92,17 @@ build_one() { # component -> writes $bin/$1
   rm -rf "$tmp"
 }
 
-echo ">> building the local control plane into $bin (${#missing[@]} of ${#COMPONENTS[@]} missing; cold builds take a while on few cores)" >&2
+echo ">> building the local control plane into $bin (${#missing[@]} of ${#FILES[@]} missing; cold builds take a while on few cores)" >&2
 i=0
-for c in "${COMPONENTS[@]}"; do
+for c in "${FILES[@]}"; do
   i=$((i + 1))
   if [[ -x "$bin/$c" ]]; then
-    echo ">> [$i/${#COMPONENTS[@]}] $c: cached" >&2
+    echo ">> [$i/${#FILES[@]}] $c: cached" >&2
     continue
   fi
-  echo ">> [$i/${#COMPONENTS[@]}] $c: building ..." >&2
+  echo ">> [$i/${#FILES[@]}] $c: building ..." >&2
   start=$SECONDS
   build_one "$c"
-  echo ">> [$i/${#COMPONENTS[@]}] $c: built in $((SECONDS - start)) s" >&2
+  echo ">> [$i/${#FILES[@]}] $c: built in $((SECONDS - start)) s" >&2
 done
 echo "$bin"
