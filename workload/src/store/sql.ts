@@ -60,9 +60,9 @@ function parsePostgresUrl(raw: string): URL {
     throw new Error('database.url is not a valid URL; expected postgres://user:password@host:5432/database');
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new Error(
-      `database.url must be a postgres:// or postgresql:// URL (got ${url.protocol}// for host ${url.hostname || '(none)'})`,
-    );
+    // The scheme is not echoed: in `user:password@host` without a scheme, it is the user name.
+    const host = url.hostname ? ` (host ${url.hostname})` : '';
+    throw new Error(`database.url must be a postgres:// or postgresql:// URL${host}`);
   }
   return url;
 }
