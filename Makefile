@@ -47,3 +47,21 @@ bench: build
 
 clean:
 	rm -rf workload/dist operator/dist .tools node_modules .demo .pgtest
+
+# --- local control plane (test/cluster) ---
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm and
+# kubeconform built from Go modules (test/cluster/build.sh) and cached outside the clone in
+# $${XDG_CACHE_HOME:-~/.cache}/xianyu/k8s/<versions key>/, so `make clean` never touches them.
+.PHONY: cluster-bins cluster-up cluster-down
+
+cluster-bins:
+	@test/cluster/build.sh >/dev/null
+
+cluster-up: deps cluster-bins
+	@node --import tsx test/cluster/cli.ts up
+
+cluster-down: deps
+	@node --import tsx test/cluster/cli.ts down
+
+test: cluster-bins
+# --- end of local control plane ---

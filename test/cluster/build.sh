@@ -16,6 +16,7 @@
 # stay at their defaults (~/.cache/go-build, ~/go/pkg/mod), which makes a rebuild after a
 # version bump much faster than a cold one.
 #
+# `build.sh --print-dir` prints the folder without building anything.
 # Environment: XIANYU_K8S_CACHE overrides the cache root; XIANYU_K8S_BIN, when set to a folder
 # holding every binary, is printed as is and nothing is built.
 set -euo pipefail
@@ -43,6 +44,10 @@ hash="$( { cat "$HERE/versions.env" "$HERE/go/go.sum"; echo "$go_version $platfo
 key="k8s-$KUBERNETES_VERSION-$go_version-$platform-$hash"
 root="${XIANYU_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xianyu/k8s}"
 bin="$root/$key"
+if [[ "${1:-}" == "--print-dir" ]]; then # where the binaries are (or would be), without building
+  echo "$bin"
+  exit 0
+fi
 mkdir -p "$bin"
 
 missing=()
