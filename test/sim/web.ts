@@ -1,0 +1,89 @@
+// Non-mtop HTTP endpoints of protocol 2: passport session revive, image upload, punish page.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { State } from './state.js';
+import { delay, hex, parseCookies, readBody, sendJson, setCookieLine } from './util.js';
+
+export interface WebDeps {
+  state: State;
+  log: (line: string) => void;
+}
+
+/** Returns false when the path is not one of ours. */
+export async function handleWeb(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  deps: WebDeps,
+): Promise<boolean> {
+  const { state } = deps;
+  const path = url.pathname;
+  if (path === '/newlogin/hasLogin.do' || path === '/newlogin/silentHasLogin.do') {
+    const form = new URLSearchParams((await readBody(req)).toString('utf8'));
+    const cookies = parseCookies(req.headers.cookie);
+    const seller = state.sellers.get(form.get('hid') ?? cookies.get('unb') ?? '');
+    const cookie2 = form.get('hsiz') || cookies.get('cookie2');
+    const valid =
+      req.method === 'POST' &&
+      !!seller &&
+      !seller.flags.sessionExpired &&
+      cookie2 === seller.jar.get('cookie2') &&
+      cookies.get('unb') === seller.unb;
+    deps.log(`passport ${path} -> ${valid ? 'success' : 'failure'}`);
+    await delay(state.inject.slowMs);
+    if (!valid || !seller) {
+      sendJson(res, 200, {
+        content: {
+          data: { resultCode: 14032, titleMsg: '登录已失效，请重新登录' },
+          status: 0,
+          success: false,
+        },
+        hasError: false,
+      });
+      return true;
+    }
+    // A revived session gets refreshed cookies, like the browser flow.
+    const sg = `E100${hex(40)}`;
+    seller.jar.set('sgcookie', sg);
+    sendJson(
+      res,
+      200,
+      { content: { data: { resultCode: 100, hid: seller.unb }, status: 0, success: true }, hasError: false },
+      { 'set-cookie': [setCookieLine('sgcookie', sg, 31536000)] },
+    );
+    return true;
+  }
+  if (path === '/api/upload.api') {
+    const body = await readBody(req);
+    const cookies = parseCookies(req.headers.cookie);
+    const seller = state.sellers.get(cookies.get('unb') ?? '');
+    await delay(state.inject.slowMs);
+    if (!seller || cookies.get('cookie2') !== seller.jar.get('cookie2')) {
+      sendJson(res, 200, { success: false, code: 'NOT_LOGIN', message: '未登录' });
+      return true;
+    }
+    if (req.method !== 'POST' || !body.includes('name="file"')) {
+      sendJson(res, 200, { success: false, code: 'PARAM_ERROR', message: 'missing multipart field file' });
+      return true;
+    }
+    sendJson(res, 200, {
+      success: true,
+      object: {
+        url: `https://img.alicdn.com/imgextra/i4/O1CN01${hex(10)}_!!${seller.unb}-0-fleamarket.jpg`,
+        pix: '800x600',
+        size: body.length,
+      },
+    });
+    return true;
+  }
+  if (/\/_____tmd_____\/punish$/.test(path)) {
+    await readBody(req);
+    const html =
+      '<!doctype html><html><head><meta charset="utf-8"><title>验证</title></head>' +
+      '<body><div id="nc_1_wrapper"><span id="nc_1_n1z" class="nc_iconfont btn_slide">&gt;</span>' +
+      '<span class="nc-lang-cnt">请按住滑块，拖动到最右边</span></div></body></html>';
+    res.writeHead(200, { 'content-type': 'text/html;charset=UTF-8' });
+    res.end(html);
+    return true;
+  }
+  return false;
+}
