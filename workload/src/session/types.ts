@@ -1,4 +1,4 @@
-import type { ChatMessage } from '../protocol/types.js';
+import type { ChatMessage, PushEntry } from '../protocol/types.js';
 
 /** Where the session is; `/ready` and the Connected/LoginValid conditions derive from it. */
 export type SessionState =
@@ -25,6 +25,10 @@ export interface SessionStatus {
 export interface SessionEvents {
   message: [ChatMessage];
   state: [SessionStatus];
+  /** The cookie string after a Set-Cookie changed it (persist it; never log it). */
+  cookies: [string];
+  /** Every decoded non-chat entry (system notices, red reminders, card updates, typing, unknown). */
+  push: [PushEntry];
 }
 
 /** The IM session as the rest of the workload sees it. */
