@@ -87,16 +87,32 @@ async function main(): Promise<number> {
       say(`  ${nick.padEnd(4, '　')} → ${text}`);
       if ('reply' in expect) {
         const sent = await sim
-          .waitFor(() => sim.sent(seller.unb).slice(before).find((s) => s.chatId === chatId), 10_000)
+          .waitFor(
+            () =>
+              sim
+                .sent(seller.unb)
+                .slice(before)
+                .find((s) => s.chatId === chatId),
+            10_000,
+          )
           .catch(() => undefined);
         const got = sent?.text ?? '(no reply)';
         say(`  ${'机器人'.padEnd(4, '　')} ← ${got}`);
-        steps.push({ who: nick, text, expect: `reply ${expect.reply}`, ok: !!sent && expect.reply.test(got), got });
+        steps.push({
+          who: nick,
+          text,
+          expect: `reply ${expect.reply}`,
+          ok: !!sent && expect.reply.test(got),
+          got,
+        });
       } else {
         const line = await w
           .waitForLog((l) => l.messageId === messageId && l.decision !== undefined, 10_000)
           .catch(() => undefined);
-        const extra = sim.sent(seller.unb).slice(before).find((s) => s.chatId === chatId);
+        const extra = sim
+          .sent(seller.unb)
+          .slice(before)
+          .find((s) => s.chatId === chatId);
         const reason = String(line?.reason ?? 'unknown');
         say(`  ${'机器人'.padEnd(4, '　')} · (silent: ${reason})`);
         steps.push({
@@ -121,7 +137,12 @@ async function main(): Promise<number> {
     say('④ the seller replies by hand → the bot stays silent in that chat');
     await buyer('3100000002', '小李', '你好', { reply: /欢迎光临/ });
     const chat2 = sim.sent(seller.unb).at(-1)!.chatId;
-    await sim.sellerSaysByHand({ sellerId: seller.unb, chatId: chat2, buyerId: '3100000002', text: '我是店主，我来跟你聊' });
+    await sim.sellerSaysByHand({
+      sellerId: seller.unb,
+      chatId: chat2,
+      buyerId: '3100000002',
+      text: '我是店主，我来跟你聊',
+    });
     say(`  ${'店主'.padEnd(4, '　')} ← 我是店主，我来跟你聊   (typed in the app)`);
     await w.waitForLog((l) => l.decision === 'takeover', 10_000);
     await buyer('3100000002', '小李', '那什么时候发货？', { silent: 'takeover' });
@@ -129,11 +150,19 @@ async function main(): Promise<number> {
     sim.inject.duplicatePushes(seller.unb, true);
     await buyer('3100000003', '小张', '多久到账？', { reply: /自动发货/ });
     // Both copies have been acked (or the second dropped) before we count the replies.
-    await w.waitForLog((l) => l.kind === 'duplicate' || l.msg === 'duplicate message dropped', 3_000).catch(() => {});
+    await w
+      .waitForLog((l) => l.kind === 'duplicate' || l.msg === 'duplicate message dropped', 3_000)
+      .catch(() => {});
     sim.inject.duplicatePushes(seller.unb, false);
     const chat3 = sim.sent(seller.unb).at(-1)!.chatId;
     const answers = sim.sent(seller.unb).filter((s) => s.chatId === chat3).length;
-    steps.push({ who: '小张', text: '(duplicate push)', expect: 'exactly 1 reply', ok: answers === 1, got: `${answers} replies` });
+    steps.push({
+      who: '小张',
+      text: '(duplicate push)',
+      expect: 'exactly 1 reply',
+      ok: answers === 1,
+      got: `${answers} replies`,
+    });
     say(`  duplicate push delivered twice, replies in that chat: ${answers}`);
 
     const metrics = (await w.get('/metrics')).body;

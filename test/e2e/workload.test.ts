@@ -39,8 +39,21 @@ function envFor(seller: Seller, extra: Record<string, string> = {}) {
 
 async function replyTo(seller: Seller, text: string, buyerId = '3200000001', itemId?: string) {
   const before = sim.sent(seller.unb).length;
-  const { chatId } = await sim.buyerSays({ sellerId: seller.unb, buyerId, buyerNick: '小王', text, ...(itemId ? { itemId } : {}) });
-  return sim.waitFor(() => sim.sent(seller.unb).slice(before).find((s) => s.chatId === chatId), 10_000);
+  const { chatId } = await sim.buyerSays({
+    sellerId: seller.unb,
+    buyerId,
+    buyerNick: '小王',
+    text,
+    ...(itemId ? { itemId } : {}),
+  });
+  return sim.waitFor(
+    () =>
+      sim
+        .sent(seller.unb)
+        .slice(before)
+        .find((s) => s.chatId === chatId),
+    10_000,
+  );
 }
 
 const databases: [string, () => Record<string, string>][] = [
@@ -49,7 +62,8 @@ const databases: [string, () => Record<string, string>][] = [
     'PostgreSQL',
     () => {
       const url = process.env.TEST_DATABASE_URL;
-      if (!url) throw new Error('TEST_DATABASE_URL is not set: run through `make test` (scripts/with-postgres.sh)');
+      if (!url)
+        throw new Error('TEST_DATABASE_URL is not set: run through `make test` (scripts/with-postgres.sh)');
       return { DATABASE_URL: url };
     },
   ],
@@ -85,7 +99,9 @@ for (const [name, dbEnv] of databases) {
       assert.match(m, /xianyu_replies_sent_total\{[^}]*source="default"[^}]*\} [1-9]/);
       assert.match(m, /xianyu_reply_latency_seconds_count\{[^}]*\} [1-9]/);
       assert.match(m, /process_resident_memory_bytes/);
-      const status = (await wl.get('/status')).json() as { session: { state: string; connectedSince: string } };
+      const status = (await wl.get('/status')).json() as {
+        session: { state: string; connectedSince: string };
+      };
       assert.equal(status.session.state, 'registered');
       assert.ok(Date.parse(status.session.connectedSince) > 0);
     });
@@ -95,10 +111,13 @@ for (const [name, dbEnv] of databases) {
       const client = new pg.Client({ connectionString: dbEnv().DATABASE_URL });
       await client.connect();
       try {
-        const r = await client.query('SELECT direction, count(*)::int AS n FROM messages WHERE account_id = $1 GROUP BY 1', [
-          `e2e-${seller.unb}`,
-        ]);
-        const by = Object.fromEntries(r.rows.map((x: { direction: string; n: number }) => [x.direction, x.n]));
+        const r = await client.query(
+          'SELECT direction, count(*)::int AS n FROM messages WHERE account_id = $1 GROUP BY 1',
+          [`e2e-${seller.unb}`],
+        );
+        const by = Object.fromEntries(
+          r.rows.map((x: { direction: string; n: number }) => [x.direction, x.n]),
+        );
         assert.ok(by.in >= 2 && by.out >= 2, JSON.stringify(by));
       } finally {
         await client.end();
@@ -111,7 +130,11 @@ describe('workload failure states', () => {
   it('risk control: /ready 503 risk_control, punish URL logged, no hammering', async () => {
     const seller = sim.createSeller();
     sim.inject.riskControl(seller.unb, true);
-    const wl = await startWorkloadProcess({ config: baseConfig(seller), env: envFor(seller), waitReady: false });
+    const wl = await startWorkloadProcess({
+      config: baseConfig(seller),
+      env: envFor(seller),
+      waitReady: false,
+    });
     try {
       const line = await wl.waitForLog((l) => typeof l.punishUrl === 'string');
       assert.match(String(line.punishUrl), /punish/);
@@ -122,7 +145,11 @@ describe('workload failure states', () => {
       const body = ready.json() as { nextRetryAt: string };
       assert.ok(Date.parse(body.nextRetryAt) - Date.now() >= 55_000, `retry too soon: ${body.nextRetryAt}`);
       const tokenCalls = () =>
-        sim.mtopCalls().filter((c) => c.api === 'mtop.taobao.idlemessage.pc.login.token' && c.cookieHeader.includes(seller.unb));
+        sim
+          .mtopCalls()
+          .filter(
+            (c) => c.api === 'mtop.taobao.idlemessage.pc.login.token' && c.cookieHeader.includes(seller.unb),
+          );
       const n = tokenCalls().length;
       await wl.get('/health');
       assert.equal(tokenCalls().length, n, 'no token call while backing off');
@@ -135,7 +162,11 @@ describe('workload failure states', () => {
   it('expired login: /ready 503 login_expired', async () => {
     const seller = sim.createSeller();
     sim.inject.sessionExpired(seller.unb, true);
-    const wl = await startWorkloadProcess({ config: baseConfig(seller), env: envFor(seller), waitReady: false });
+    const wl = await startWorkloadProcess({
+      config: baseConfig(seller),
+      env: envFor(seller),
+      waitReady: false,
+    });
     try {
       await pollUntil(async () => {
         const r = await wl.get('/ready');
@@ -192,7 +223,8 @@ describe('workload failure states', () => {
       assert.ok(wl.output().length > 10, 'expected trace output');
       for (const s of secrets) assert.ok(!everything.includes(s), `secret leaked: ${s.slice(0, 4)}…`);
       const tokenFrames = sim.frames(seller.unb).filter((f) => f.lwp === '/reg');
-      for (const f of tokenFrames) assert.ok(!everything.includes(String(f.headers.token)), 'access token leaked');
+      for (const f of tokenFrames)
+        assert.ok(!everything.includes(String(f.headers.token)), 'access token leaked');
     } finally {
       await wl.stop('SIGKILL');
     }

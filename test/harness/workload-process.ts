@@ -19,7 +19,10 @@ export interface WorkloadProcess {
   output(): string[];
   /** Parsed JSON log lines so far. */
   logs(): Record<string, unknown>[];
-  waitForLog(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitForLog(
+    pred: (l: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   get(path: string): Promise<{ status: number; body: string; json: () => unknown }>;
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
@@ -49,7 +52,10 @@ export async function startWorkloadProcess(o: {
   const env: Record<string, string> = { ...(process.env as Record<string, string>), ...o.env };
   if (!o.env?.DATABASE_URL) delete env.DATABASE_URL;
   delete env.PORT;
-  const child = spawn(process.execPath, [WORKLOAD_MAIN, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [WORKLOAD_MAIN, '--config', file], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   const parsed: Record<string, unknown>[] = [];
   const waiters = new Set<() => void>();
@@ -92,7 +98,11 @@ export async function startWorkloadProcess(o: {
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`no matching log line within ${timeoutMs} ms; last lines:\n${lines.slice(-15).join('\n')}`));
+          reject(
+            new Error(
+              `no matching log line within ${timeoutMs} ms; last lines:\n${lines.slice(-15).join('\n')}`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(check);
         check();
@@ -126,7 +136,9 @@ export async function startWorkloadProcess(o: {
     }
     if (Date.now() > deadline) {
       await proc.stop('SIGKILL');
-      throw new Error(`workload not ${o.waitReady === false ? 'up' : 'ready'} in time:\n${lines.slice(-20).join('\n')}`);
+      throw new Error(
+        `workload not ${o.waitReady === false ? 'up' : 'ready'} in time:\n${lines.slice(-20).join('\n')}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 50));
   }

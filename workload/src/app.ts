@@ -38,12 +38,18 @@ const STATES: SessionState[] = [
 
 export async function startWorkload(loaded: LoadedConfig, opts: { log?: Logger } = {}): Promise<Workload> {
   const { config, cookies, aiApiKey } = loaded;
-  const secrets = () => [...parseCookies(session ? session.cookies() : cookies).values(), ...(aiApiKey ? [aiApiKey] : [])];
+  const secrets = () => [
+    ...parseCookies(session ? session.cookies() : cookies).values(),
+    ...(aiApiKey ? [aiApiKey] : []),
+  ];
   const log = opts.log ?? createLogger(config.log.level, undefined, secrets);
   const metrics = createMetrics(config.account.id);
   const sellerId = parseCookies(cookies).get('unb')!;
 
-  const sql = await openSql({ ...(config.database.url ? { url: config.database.url } : {}), dataDir: config.dataDir });
+  const sql = await openSql({
+    ...(config.database.url ? { url: config.database.url } : {}),
+    dataDir: config.dataDir,
+  });
   const store = await createStore(sql);
   log.info({ database: sql.kind, account: config.account.id }, 'database ready');
 

@@ -1,4 +1,4 @@
-import { pino, type Logger, type DestinationStream } from 'pino';
+import { type DestinationStream, type Logger, pino } from 'pino';
 
 // Secrets must never reach a log line. Known secret fields are censored by path; values that
 // slip into free text (a cookie string inside an error message) are scrubbed by pattern.
@@ -30,7 +30,11 @@ export function scrub(text: string): string {
   return out;
 }
 
-export function createLogger(level = 'info', destination?: DestinationStream, extraSecrets: () => string[] = () => []): Logger {
+export function createLogger(
+  level = 'info',
+  destination?: DestinationStream,
+  extraSecrets: () => string[] = () => [],
+): Logger {
   return pino(
     {
       level,

@@ -6,7 +6,9 @@ import { ConfigError, loadConfig } from './config/load.js';
 // Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 

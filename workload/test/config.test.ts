@@ -47,8 +47,18 @@ describe('configuration', () => {
     assert.match(r.stderr, /account\.cookiesFile: cannot read \.\/cookies\.txt/);
     const ok = spawnSync(
       process.execPath,
-      ['--import', 'tsx', MAIN, 'check', '--config', new URL('../examples/demo.yaml', import.meta.url).pathname],
-      { encoding: 'utf8', env: { ...process.env, XIANYU_COOKIES: 'unb=2200000001; cookie2=abc', AI_API_KEY: 'k' } },
+      [
+        '--import',
+        'tsx',
+        MAIN,
+        'check',
+        '--config',
+        new URL('../examples/demo.yaml', import.meta.url).pathname,
+      ],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, XIANYU_COOKIES: 'unb=2200000001; cookie2=abc', AI_API_KEY: 'k' },
+      },
     );
     assert.equal(ok.status, 0, ok.stderr);
     assert.match(ok.stdout, /configuration is valid \(account demo-seller\)/);
@@ -90,9 +100,18 @@ describe('configuration', () => {
         (e: unknown) => e instanceof ConfigError && re.test(e.message),
       );
     };
-    expectProblem('account: { id: a, cookies: "cookie2=x" }', /account\.cookies: the cookie string has no "unb=<digits>"/);
-    expectProblem('account: { id: a, cookies: "unb=1" }\nreply: { ai: { enabled: true } }', /reply\.ai\.apiKey: AI is enabled/);
-    expectProblem('account: { id: a, cookiesFile: /nonexistent/c.txt }', /account\.cookiesFile: cannot read .*ENOENT/);
+    expectProblem(
+      'account: { id: a, cookies: "cookie2=x" }',
+      /account\.cookies: the cookie string has no "unb=<digits>"/,
+    );
+    expectProblem(
+      'account: { id: a, cookies: "unb=1" }\nreply: { ai: { enabled: true } }',
+      /reply\.ai\.apiKey: AI is enabled/,
+    );
+    expectProblem(
+      'account: { id: a, cookiesFile: /nonexistent/c.txt }',
+      /account\.cookiesFile: cannot read .*ENOENT/,
+    );
     expectProblem('account: [unclosed', /not valid YAML/);
     expectProblem('- a\n- b', /\(root\): must be a mapping/);
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { configSchema, type ConfigInput } from '../src/config/schema.js';
+import { type ConfigInput, configSchema } from '../src/config/schema.js';
 import type { ChatMessage } from '../src/protocol/types.js';
 import { breaksFloor, detectPriceIntent, priceFloor } from '../src/reply/bargaining.js';
 import { type ConversationState, decide } from '../src/reply/engine.js';
@@ -48,7 +48,11 @@ describe('reply engine', () => {
       rule: 'keywords[0](发货|多久到)',
     });
     assert.equal(decide(msg({ text: '在吗' }), fresh, r, ctx).action, 'reply');
-    assert.equal(decide(msg({ text: '老板在吗？' }), fresh, r, ctx).action, 'ignore', 'exact does not match a longer text');
+    assert.equal(
+      decide(msg({ text: '老板在吗？' }), fresh, r, ctx).action,
+      'ignore',
+      'exact does not match a longer text',
+    );
     const re = decide(msg({ text: '价格 100' }), fresh, r, ctx);
     assert.equal(re.action === 'reply' && re.text, '价格见标价 (价格 100)');
   });
@@ -138,7 +142,9 @@ describe('reply engine', () => {
   });
 
   it('bargaining: refusal after maxRounds without calling the AI', () => {
-    const r = rules({ ai: { enabled: true, apiKey: 'x', bargaining: { maxRounds: 2, refusal: '不议价哦 {buyer_name}' } } });
+    const r = rules({
+      ai: { enabled: true, apiKey: 'x', bargaining: { maxRounds: 2, refusal: '不议价哦 {buyer_name}' } },
+    });
     const within = decide(msg({ text: '能便宜点吗' }), { ...fresh, bargainRounds: 1 }, r, ctx);
     assert.equal(within.action === 'ai' && within.bargaining, true);
     assert.deepEqual(decide(msg({ text: '再便宜点吧' }), { ...fresh, bargainRounds: 2 }, r, ctx), {
@@ -150,10 +156,14 @@ describe('reply engine', () => {
   });
 
   it('price intent, floor and floor breaking', () => {
-    for (const t of ['能便宜点吗', '最低多少', '80元行吗', '包邮吗', '可以少点不']) assert.ok(detectPriceIntent(t), t);
+    for (const t of ['能便宜点吗', '最低多少', '80元行吗', '包邮吗', '可以少点不'])
+      assert.ok(detectPriceIntent(t), t);
     for (const t of ['你好', '什么时候发货', '成色怎么样']) assert.ok(!detectPriceIntent(t), t);
     assert.equal(priceFloor(100, { maxDiscountPercent: 10, maxRounds: 3, refusal: '' }), 90);
-    assert.equal(priceFloor(100, { maxDiscountPercent: 30, maxDiscountAmount: 5, maxRounds: 3, refusal: '' }), 95);
+    assert.equal(
+      priceFloor(100, { maxDiscountPercent: 30, maxDiscountAmount: 5, maxRounds: 3, refusal: '' }),
+      95,
+    );
     assert.equal(priceFloor(undefined, { maxDiscountPercent: 10, maxRounds: 3, refusal: '' }), undefined);
     assert.ok(breaksFloor('那就 85 元给你吧', 90));
     assert.ok(!breaksFloor('最低 92 元哦', 90));

@@ -166,7 +166,11 @@ describe('responder', () => {
 
   it('bargaining: an AI offer under the floor becomes the refusal; past maxRounds the AI is not called', async () => {
     const { responder, sent, settle } = setup({
-      ai: { enabled: true, apiKey: 'k', bargaining: { maxDiscountPercent: 10, maxRounds: 2, refusal: '不能再低了' } },
+      ai: {
+        enabled: true,
+        apiKey: 'k',
+        bargaining: { maxDiscountPercent: 10, maxRounds: 2, refusal: '不能再低了' },
+      },
     });
     const chatId = 'bargain';
     ai.answers.push('最低 95 元哦', '那就 80 元给你吧');
@@ -185,7 +189,10 @@ describe('responder', () => {
   });
 
   it('system strings, group chats and silent rules send nothing', async () => {
-    const { responder, sent, settle } = setup({ default: { text: 'x' }, keywords: [{ match: '骗子', reply: '' }] });
+    const { responder, sent, settle } = setup({
+      default: { text: 'x' },
+      keywords: [{ match: '骗子', reply: '' }],
+    });
     responder.handle(msg({ text: '[我已付款，等待你发货]', isSystem: true }));
     responder.handle(msg({ isGroup: true }));
     responder.handle(msg({ text: '骗子' }));

@@ -25,6 +25,7 @@ export function buildPrompt(o: {
   }));
   // The current message may already be the last logged turn.
   const last = turns.at(-1);
-  if (!(last && last.role === 'user' && last.content === o.message)) turns.push({ role: 'user', content: o.message });
+  if (!(last && last.role === 'user' && last.content === o.message))
+    turns.push({ role: 'user', content: o.message });
   return [{ role: 'system', content: system.join('\n') }, ...turns];
 }

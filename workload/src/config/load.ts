@@ -38,12 +38,18 @@ export interface LoadedConfig {
   aiApiKey: string | undefined;
 }
 
-export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, overrides: { dataDir?: string } = {}): LoadedConfig {
+export function loadConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: { dataDir?: string } = {},
+): LoadedConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(file, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+    throw new ConfigError(file, [
+      `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    ]);
   }
   let raw: unknown;
   try {
@@ -63,9 +69,17 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, o
   if (!config.dataDir.startsWith('/')) config.dataDir = resolve(base, config.dataDir);
 
   const problems: string[] = [];
-  const cookies = readSecret(config.account.cookies, config.account.cookiesFile, base, 'account.cookiesFile', problems);
+  const cookies = readSecret(
+    config.account.cookies,
+    config.account.cookiesFile,
+    base,
+    'account.cookiesFile',
+    problems,
+  );
   if (cookies !== undefined && !/(?:^|;\s*)unb=\d+/.test(cookies)) {
-    problems.push('account.cookies: the cookie string has no "unb=<digits>" (the seller id); copy the full cookie of goofish.com');
+    problems.push(
+      'account.cookies: the cookie string has no "unb=<digits>" (the seller id); copy the full cookie of goofish.com',
+    );
   }
   const ai = config.reply.ai;
   const aiApiKey = readSecret(ai.apiKey, ai.apiKeyFile, base, 'reply.ai.apiKeyFile', problems);

@@ -22,7 +22,11 @@ const keywordRule = z
       try {
         new RegExp(pattern, 'u');
       } catch (err) {
-        ctx.addIssue({ code: 'custom', path: ['match', i], message: `invalid regex: ${(err as Error).message}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['match', i],
+          message: `invalid regex: ${(err as Error).message}`,
+        });
       }
     });
   });

@@ -34,7 +34,9 @@ export function createHttpApp(p: Probes) {
     const maxDelayMs = loop.max / 1e6;
     loop.reset();
     if (stalledMs > MAX_LOOP_DELAY_MS || maxDelayMs > MAX_LOOP_DELAY_MS) {
-      res.status(503).json({ status: 'unhealthy', reason: 'event_loop_blocked', maxDelayMs: Math.round(maxDelayMs) });
+      res
+        .status(503)
+        .json({ status: 'unhealthy', reason: 'event_loop_blocked', maxDelayMs: Math.round(maxDelayMs) });
       return;
     }
     res.json({ status: 'ok' });

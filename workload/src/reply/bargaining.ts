@@ -10,14 +10,22 @@ export function detectPriceIntent(text: string): boolean {
 }
 
 /** The lowest price the seller accepts, in yuan, or undefined when the list price is unknown. */
-export function priceFloor(listPrice: number | undefined, limits: AiConfig['bargaining']): number | undefined {
+export function priceFloor(
+  listPrice: number | undefined,
+  limits: AiConfig['bargaining'],
+): number | undefined {
   if (listPrice === undefined || !Number.isFinite(listPrice) || listPrice <= 0) return undefined;
   const byPercent = listPrice * (1 - limits.maxDiscountPercent / 100);
   const byAmount = limits.maxDiscountAmount === undefined ? 0 : listPrice - limits.maxDiscountAmount;
   return round2(Math.max(byPercent, byAmount, 0));
 }
 
-export function bargainingInstructions(listPrice: number | undefined, floor: number | undefined, round: number, maxRounds: number): string {
+export function bargainingInstructions(
+  listPrice: number | undefined,
+  floor: number | undefined,
+  round: number,
+  maxRounds: number,
+): string {
   if (listPrice === undefined || floor === undefined) {
     return `买家在议价（第 ${round}/${maxRounds} 轮）。你不知道商品价格，不要承诺任何降价，请礼貌说明以标价为准。`;
   }

@@ -75,13 +75,23 @@ export function decide(
     if (rule) {
       const name = ruleName(rule.rule, rule.index);
       if (rule.rule.reply.trim() === '') return { action: 'ignore', reason: 'silent_rule', rule: name };
-      return { action: 'reply', source: 'keyword', text: fillPlaceholders(rule.rule.reply, values), rule: name };
+      return {
+        action: 'reply',
+        source: 'keyword',
+        text: fillPlaceholders(rule.rule.reply, values),
+        rule: name,
+      };
     }
   }
 
   const fallback = fallbackDecision(message, state, rules, values);
-  const bargaining = rules.ai.enabled && !NON_TEXT_TYPES.has(message.contentType) && detectPriceIntent(message.text);
-  if (rules.ai.enabled && !NON_TEXT_TYPES.has(message.contentType) && (bargaining || rules.ai.scope === 'all')) {
+  const bargaining =
+    rules.ai.enabled && !NON_TEXT_TYPES.has(message.contentType) && detectPriceIntent(message.text);
+  if (
+    rules.ai.enabled &&
+    !NON_TEXT_TYPES.has(message.contentType) &&
+    (bargaining || rules.ai.scope === 'all')
+  ) {
     if (bargaining && state.bargainRounds >= rules.ai.bargaining.maxRounds) {
       return {
         action: 'reply',
@@ -101,7 +111,9 @@ function fallbackDecision(
   rules: ReplyConfig,
   values: PlaceholderValues,
 ): Decision {
-  const itemDefault = message.itemId ? rules.itemDefaults.find((d) => d.itemId === message.itemId) : undefined;
+  const itemDefault = message.itemId
+    ? rules.itemDefaults.find((d) => d.itemId === message.itemId)
+    : undefined;
   if (itemDefault) {
     if (itemDefault.text.trim() === '') {
       return { action: 'ignore', reason: 'silent_rule', rule: `itemDefaults[${itemDefault.itemId}]` };

@@ -7,7 +7,13 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { ChatMessage } from '../protocol/types.js';
 import type { ItemInfo, Store } from '../store/types.js';
-import { bargainingInstructions, breaksFloor, detectPriceIntent, parsePrice, priceFloor } from './bargaining.js';
+import {
+  bargainingInstructions,
+  breaksFloor,
+  detectPriceIntent,
+  parsePrice,
+  priceFloor,
+} from './bargaining.js';
 import { type Decision, decide } from './engine.js';
 import { RateLimiter } from './rate-limit.js';
 
@@ -164,7 +170,10 @@ export class Responder {
     switch (decision.action) {
       case 'ignore': {
         metrics.messagesReceived.inc({ kind: `ignored_${decision.reason}` });
-        log.info({ ...extra.ctx, decision: 'ignore', reason: decision.reason, rule: decision.rule }, 'no reply');
+        log.info(
+          { ...extra.ctx, decision: 'ignore', reason: decision.reason, rule: decision.rule },
+          'no reply',
+        );
         return;
       }
       case 'takeover': {
@@ -213,7 +222,9 @@ export class Responder {
     const messages = buildPrompt({
       systemPrompt: config.reply.ai.systemPrompt,
       ...(item ? { item } : {}),
-      ...(bargaining ? { bargainingInstructions: bargainingInstructions(listPrice, floor, round, limits.maxRounds) } : {}),
+      ...(bargaining
+        ? { bargainingInstructions: bargainingInstructions(listPrice, floor, round, limits.maxRounds) }
+        : {}),
       history,
       message: m.text,
     });
@@ -222,7 +233,10 @@ export class Responder {
       const text = await ai.complete(messages);
       end();
       if (bargaining && breaksFloor(text, floor)) {
-        log.warn({ chatId: m.chatId, floor }, 'AI offered a price under the floor: sending the refusal instead');
+        log.warn(
+          { chatId: m.chatId, floor },
+          'AI offered a price under the floor: sending the refusal instead',
+        );
         return { text: limits.refusal, source: 'bargain_refusal', rule: `bargaining.floor(${floor})` };
       }
       return { text, source: 'ai', rule: bargaining ? `ai(bargaining round ${round})` : 'ai' };
@@ -254,7 +268,10 @@ export class Responder {
       // The seller may have taken over while we waited.
       const until = await store.takeoverUntil(this.accountId, m.chatId);
       if (until && until.getTime() > Date.now()) {
-        log.info({ ...ctx, decision: 'ignore', reason: 'takeover' }, 'seller took over during the delay: not sending');
+        log.info(
+          { ...ctx, decision: 'ignore', reason: 'takeover' },
+          'seller took over during the delay: not sending',
+        );
         return;
       }
     }
@@ -271,7 +288,10 @@ export class Responder {
     const latencyMs = pending.activeMs + (performance.now() - startedAt) - deliberate;
     metrics.replyLatency.observe(Math.max(0, latencyMs) / 1000);
     metrics.repliesSent.inc({ source });
-    log.info({ ...ctx, decision: 'reply', source, rule, latencyMs: Math.round(latencyMs * 100) / 100 }, 'replied');
+    log.info(
+      { ...ctx, decision: 'reply', source, rule, latencyMs: Math.round(latencyMs * 100) / 100 },
+      'replied',
+    );
     await store.recordMessage({
       accountId: this.accountId,
       chatId: m.chatId,
