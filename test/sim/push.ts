@@ -1,6 +1,6 @@
 // Encoders for every push shape of protocol 1.7. Integer-keyed maps are built as `Map<number, …>`
-// so msgpack writes real integer keys (the client sees "1", "2", … only after its JSON round trip).
-import { encode } from '@msgpack/msgpack';
+// so msgpack.ts writes real integer keys (the client sees "1", "2", … only after its JSON round trip).
+import { encodeMsgpack } from './msgpack.js';
 import type { StoredMessage, TradeKind } from './state.js';
 
 /** One entry of `body.syncPushPackage.data`. */
@@ -14,7 +14,7 @@ export const goofish = (id: string): string => `${id}@goofish`;
 
 /** base64(msgpack(obj)) — or base64(JSON) for the unencrypted system-notice shape. */
 export function encodeEntry(obj: unknown, plainJson = false): SyncEntry {
-  const bytes = plainJson ? Buffer.from(JSON.stringify(obj), 'utf8') : Buffer.from(encode(obj));
+  const bytes = plainJson ? Buffer.from(JSON.stringify(obj), 'utf8') : Buffer.from(encodeMsgpack(obj));
   return { bizType: 40, data: bytes.toString('base64'), objectType: 40000 };
 }
 
