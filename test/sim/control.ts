@@ -111,6 +111,18 @@ async function post(sim: Sim, path: string, b: Body): Promise<unknown> {
       if (!Array.isArray(b.entries)) throw new Error('entries (array) is required');
       await sim.pushEntries(str(b, 'sellerId'), b.entries, { plainJson: b.plainJson === true });
       return { ok: true };
+    case 'qr/scan':
+      sim.qr.scan(optStr(b, 't'));
+      return { ok: true };
+    case 'qr/confirm':
+      return sim.qr.confirm({
+        t: optStr(b, 't'),
+        sellerId: optStr(b, 'sellerId'),
+        verify: b.verify === true,
+      });
+    case 'qr/expire':
+      sim.qr.expire(optStr(b, 't'));
+      return { ok: true };
     case 'ai/script':
       if (!Array.isArray(b.answers) || !b.answers.every((a) => typeof a === 'string')) {
         throw new Error('answers (string[]) is required');
@@ -143,6 +155,8 @@ function get(sim: Sim, path: string, q: URLSearchParams): unknown {
       return sim.orders(sellerId);
     case 'connections':
       return { connections: sim.connections(sellerId) };
+    case 'qr':
+      return sim.qr.sessions();
     case 'ai/requests':
       return sim.ai.requests();
     case 'info':

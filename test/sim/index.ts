@@ -8,6 +8,7 @@ import { Im } from './im.js';
 import { chatMessage, tradeMessage } from './messages.js';
 import { handleMtop } from './mtop.js';
 import { encodeEntry, systemNoticeObject, typingEntry } from './push.js';
+import { Qr, type SimQr } from './qr.js';
 import {
   type ClientFrame,
   type MtopCall,
@@ -23,6 +24,7 @@ import { handleWeb } from './web.js';
 
 export type { AiHandler, AiRecord, AiRequest, SimAi } from './ai.js';
 export * as pushShapes from './push.js';
+export type { QrStatus, SimQr } from './qr.js';
 export type { ClientFrame, MtopCall, Order, PushRecord, Seller, SentRecord, TradeKind } from './state.js';
 export { IM_APP_KEY, MTOP_APP_KEY } from './util.js';
 
@@ -115,6 +117,8 @@ export interface Sim {
   waitFor<T>(fn: () => T | undefined | null | false, timeoutMs?: number): Promise<T>;
   inject: SimInject;
   ai: SimAi;
+  /** Passport QR login: drive the phone side (scan / confirm / expire) of generated codes. */
+  qr: SimQr;
   close(): Promise<void>;
 }
 
@@ -125,6 +129,7 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
   const im = new Im(state, log);
   const ai = new Ai(() => state.inject.slowMs);
   let base = '';
+  const qr = new Qr(state, () => base, log);
 
   const mtopDeps = {
     state,
@@ -138,6 +143,7 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
     const url = new URL(req.url ?? '/', 'http://sim');
     if (url.pathname.startsWith('/_sim/')) return handleControl(req, res, url, sim);
     if (url.pathname.startsWith('/v1/') && (await ai.handle(req, res, url))) return;
+    if (await qr.handle(req, res, url)) return;
     if (await handleWeb(req, res, url, { state, log })) return;
     if (url.pathname.startsWith('/h5/')) return handleMtop(req, res, url, mtopDeps);
     sendJson(res, 404, { error: 'not found' });
@@ -297,6 +303,7 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
       rejectRegister: flag('rejectRegister'),
     },
     ai: ai.api,
+    qr: qr.api,
     close: async () => {
       await im.close();
       server.closeAllConnections();

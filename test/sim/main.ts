@@ -5,7 +5,7 @@ import { startSim } from './index.js';
 const USAGE = `Usage: node --import tsx test/sim/main.ts [options]
 
 A protocol-faithful simulator of the Xianyu (goofish) service on loopback:
-mtop (/h5/<api>/<version>/), passport (/newlogin/...), the IM WebSocket (/),
+mtop (/h5/<api>/<version>/), passport (/newlogin/..., /mini_login.htm, QR login), the IM WebSocket (/),
 an OpenAI-compatible AI endpoint (/v1/chat/completions) and a control API (/_sim/...).
 
 Options:
@@ -26,6 +26,7 @@ Control API (JSON POST unless noted):
   /_sim/inject/<name>  riskControl|sessionExpired|tokenExpired|silent|duplicatePushes|rejectRegister {sellerId,on}
                        dropSockets {sellerId,closeFrame}  malformedPush {sellerId}  slowMs {ms}
                        csiForbid {pattern?,flags?}  (kebab-case names work too)
+  /_sim/qr/scan {t?}   /_sim/qr/confirm {t?,sellerId?,verify?}   /_sim/qr/expire {t?}   GET /_sim/qr
   /_sim/ai/script {answers}   /_sim/ai/fail {status,count?}   /_sim/ai/delay {ms}
   GET /_sim/sent  /_sim/frames  /_sim/mtop-calls  /_sim/pushes  /_sim/orders  /_sim/connections
       /_sim/ai/requests  /_sim/info   (?sellerId= filters where it applies)

@@ -52,7 +52,11 @@ const ok = (data: Record<string, unknown>, setCookies?: string[]): ApiResult => 
 });
 const fail = (ret: string, data: Record<string, unknown> = {}): ApiResult => ({ ret: [ret], data });
 
+/** Callable without a session: the pre-login call that hands out `_m_h5_tk` (protocol 2). */
+export const ANON_API = 'mtop.gaia.nodejs.gaia.idle.data.gw.v2.index.get';
+
 const APIS: Record<string, ApiHandler> = {
+  [ANON_API]: () => ok({ bizScene: 'home', sections: [] }),
   'mtop.taobao.idlemessage.pc.login.token': (seller, data, { state }) => {
     if (data.appKey !== IM_APP_KEY) return fail(FAIL.paramInvalid);
     const did = typeof data.deviceId === 'string' ? data.deviceId : '';
@@ -198,6 +202,7 @@ export async function handleMtop(
   if (!handler) return answer(fail(FAIL.apiNotFound));
 
   const seller = state.sellers.get(cookies.get('unb') ?? '');
+  if (api === ANON_API && !seller) return anonymous(cookies, query, rawData, answer, deps);
   // Risk control sits in front of everything else, like the real gateway's slider.
   if (seller?.flags.riskControl) {
     return answer({
@@ -225,4 +230,29 @@ export async function handleMtop(
   if (query.sign !== expected) return answer(fail(FAIL.illegalAccess));
   if (!parsed?.ok || !isRecord(parsed.value)) return answer(fail(FAIL.paramInvalid));
   return answer(handler(seller, parsed.value, deps));
+}
+
+/** A visitor without a session: hand out an h5 token first, then accept calls signed with it. */
+function anonymous(
+  cookies: Map<string, string>,
+  query: Record<string, string>,
+  rawData: string | null,
+  answer: (r: ApiResult) => Promise<void>,
+  { state }: MtopDeps,
+): Promise<void> {
+  const tk = cookies.get('_m_h5_tk');
+  if (!tk || !state.anonTokens.has(tk)) {
+    const fresh = `${hex(16)}_${Date.now() + 86_400_000}`;
+    state.anonTokens.add(fresh);
+    return answer({
+      ret: [FAIL.tokenEmpty],
+      data: {},
+      setCookies: [setCookieLine('_m_h5_tk', fresh), setCookieLine('_m_h5_tk_enc', hex(16))],
+    });
+  }
+  const token = tk.split('_')[0] ?? '';
+  if (query.appKey !== MTOP_APP_KEY || !query.t || rawData === null) return answer(fail(FAIL.paramInvalid));
+  if (query.sign !== md5(`${token}&${query.t}&${MTOP_APP_KEY}&${rawData}`))
+    return answer(fail(FAIL.illegalAccess));
+  return answer(ok({ bizScene: 'home', sections: [] }));
 }

@@ -565,6 +565,84 @@ describe('xianyu simulator', () => {
       sim.inject.csiForbid(null);
     });
 
+    it('sends images, creates and lists conversations, recalls, pushes manual seller messages', async () => {
+      const seller = sim.createSeller();
+      const item = sim.createItem({ sellerId: seller.unb, title: 'Desk', price: '80.00' });
+      const { client } = await session(seller);
+      const created = await client.request(sim, '/r/SingleChatConversation/create', [
+        {
+          pairFirst: '612@goofish',
+          pairSecond: `${seller.unb}@goofish`,
+          bizType: '1',
+          extension: { itemId: item.itemId },
+          ctx: { appVersion: '1.0', platform: 'web' },
+        },
+      ]);
+      assert.equal(created.code, 200);
+      const cid = ((created.body as Json).singleChatConversation as Json).cid as string;
+      assert.match(cid, /^\d+@goofish$/);
+      const image = (url: string) => [
+        {
+          uuid: `-${Date.now()}1`,
+          cid,
+          conversationType: 1,
+          content: {
+            contentType: 101,
+            custom: {
+              type: 1,
+              data: Buffer.from(
+                JSON.stringify({
+                  contentType: 2,
+                  image: { pics: [{ height: 600, type: 0, url, width: 800 }] },
+                }),
+              ).toString('base64'),
+            },
+          },
+          redPointPolicy: 0,
+          extension: { extJson: '{}' },
+          ctx: { appVersion: '1.0', platform: 'web' },
+          mtags: {},
+          msgReadStatusSetting: 1,
+        },
+        { actualReceivers: ['612@goofish', `${seller.unb}@goofish`] },
+      ];
+      const send = '/r/MessageSend/sendByReceiverScope';
+      assert.equal((await client.request(sim, send, image('https://example.com/a.jpg'))).code, 400);
+      const ok = await client.request(sim, send, image('https://img.alicdn.com/imgextra/i4/O1CN01x.jpg'));
+      assert.equal(ok.code, 200);
+      assert.equal(sim.sent(seller.unb)[0]?.contentType, 2);
+      const convs = await client.request(sim, '/r/Conversation/listNewestPagination', [Date.now(), 20]);
+      const userConvs = (convs.body as Json).userConvs as Json[];
+      assert.equal(userConvs.length, 1);
+      const recall = await client.request(sim, '/r/MessageManager/recallMessage', [
+        (ok.body as Json).messageId,
+      ]);
+      assert.equal(recall.code, 200);
+      const chatId = cid.split('@')[0]!;
+      const { messageId } = await sim.sellerSaysByHand({
+        sellerId: seller.unb,
+        chatId,
+        buyerId: '612',
+        text: '我来',
+      });
+      const manual = await sim.waitFor(() =>
+        client
+          .syncPushes()
+          .map((p) => decodeEntry(entriesOf(p)[0]))
+          .find((e) => (e['1'] as Json)['3'] === messageId),
+      );
+      assert.equal(((manual['1'] as Json)['10'] as Json).senderUserId, seller.unb);
+    });
+
+    it('slowMs delays IM answers', async () => {
+      const { client } = await session(sim.createSeller());
+      sim.inject.slowMs(150);
+      const t0 = Date.now();
+      await client.request(sim, '/!');
+      sim.inject.slowMs(0);
+      assert.ok(Date.now() - t0 >= 140);
+    });
+
     it('lists a chat history with base64 JSON content and cursor paging', async () => {
       const seller = sim.createSeller();
       sim.createItem({ sellerId: seller.unb, title: 'Pen', price: '2.00' });
@@ -675,6 +753,60 @@ describe('xianyu simulator', () => {
       await sim.waitFor(() => b.client.closeCode !== undefined);
       assert.equal(b.client.closeCode, 1000);
       await sim.waitFor(() => sim.connections(seller.unb) === 0);
+    });
+  });
+
+  describe('passport', () => {
+    it('QR login: pre-login token, viewData, generate, NEW → SCANED → CONFIRMED with cookies, verify, expiry', async () => {
+      const anon = await mtop(sim, '', 'mtop.gaia.nodejs.gaia.idle.data.gw.v2.index.get', {
+        bizScene: 'home',
+      });
+      assert.deepEqual(anon.body.ret, ['FAIL_SYS_TOKEN_EMPTY::令牌为空']);
+      const anonCookies = mergeCookies('', anon.setCookies).replace(/^=; /, '');
+      const home = await mtop(sim, anonCookies, 'mtop.gaia.nodejs.gaia.idle.data.gw.v2.index.get', {
+        bizScene: 'home',
+      });
+      assert.deepEqual(home.body.ret, ['SUCCESS::调用成功']);
+      const page = await (await fetch(`${sim.url}/mini_login.htm?lang=zh_cn&appName=xianyu`)).text();
+      const viewData = JSON.parse(/window\.viewData = (\{.*?\});/.exec(page)?.[1] ?? 'null') as Json;
+      assert.ok(viewData.loginFormData);
+      const generate = async () =>
+        (
+          (await (await fetch(`${sim.url}/newlogin/qrcode/generate.do?appName=xianyu`)).json()) as {
+            content: { data: Json };
+          }
+        ).content.data;
+      const query = async (d: Json) => {
+        const res = await fetch(`${sim.url}/newlogin/qrcode/query.do`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ appName: 'xianyu', t: String(d.t), ck: String(d.ck) }).toString(),
+        });
+        return {
+          data: ((await res.json()) as { content: { data: Json } }).content.data,
+          setCookies: res.headers.getSetCookie(),
+        };
+      };
+      const d = await generate();
+      assert.ok(d.t && d.ck && d.codeContent);
+      assert.equal((await query(d)).data.qrCodeStatus, 'NEW');
+      sim.qr.scan();
+      assert.equal((await query(d)).data.qrCodeStatus, 'SCANED');
+      const seller = sim.qr.confirm();
+      const done = await query(d);
+      assert.equal(done.data.qrCodeStatus, 'CONFIRMED');
+      const cookies = mergeCookies(anonCookies, done.setCookies);
+      assert.equal(cookieValue(cookies, 'unb'), seller.unb);
+      const ok = await mtop(sim, cookies, 'mtop.taobao.idlemessage.pc.loginuser.get', {});
+      assert.deepEqual(ok.body.ret, ['SUCCESS::调用成功']);
+      const d2 = await generate();
+      sim.qr.confirm({ t: String(d2.t), verify: true });
+      const v = await query(d2);
+      assert.equal(v.data.iframeRedirect, true);
+      assert.equal(v.setCookies.length, 0);
+      const d3 = await generate();
+      sim.qr.expire(String(d3.t));
+      assert.equal((await query(d3)).data.qrCodeStatus, 'EXPIRED');
     });
   });
 

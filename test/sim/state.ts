@@ -153,6 +153,8 @@ export class State {
   readonly mtopRecords: MtopCall[] = [];
   readonly pushRecords: PushRecord[] = [];
   readonly inject = { slowMs: 0, csiForbid: null as RegExp | null };
+  /** h5 tokens handed to visitors without a session (before QR login). */
+  readonly anonTokens = new Set<string>();
 
   // Counters give stable, realistic-looking numeric ids (unb 10 digits, cid 11, item 12, message .PNM).
   private nextUnb = 2_200_000_001;
