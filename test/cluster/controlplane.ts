@@ -6,8 +6,8 @@
 // Every process is recorded in <dir>/state.json as soon as it is spawned, so a stop (even one
 // from another process, like `make cluster-down`) kills exactly the processes started here, by
 // pid, after checking that the pid still runs the binary we started.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, openSync, readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -33,6 +33,10 @@ const CONTROLLERS = [
   'namespace-controller',
   'root-ca-certificate-publisher-controller',
   'endpointslice-controller',
+  'clusterrole-aggregation-controller',
+  'service-cidr-controller',
+  'pod-garbage-collector-controller',
+  'job-controller',
 ];
 
 export interface StartOptions {
@@ -328,7 +332,6 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     ready: false,
   };
   const saveState = () => writeFile(join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
-  const children: ChildProcess[] = [];
   const exited = new Map<string, string>();
   const killOnExit = () => {
     for (const rec of state.processes) {
@@ -349,13 +352,18 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     const bin = join(binDir, name);
     const logPath = join(dir, 'logs', `${name}.log`);
     const fd = openSync(logPath, 'a');
-    const child = spawn(bin, args, { detached: true, stdio: ['ignore', fd, fd], cwd: dir });
+    // Detached (own process group) only for `make cluster-up`, so the processes outlive it;
+    // otherwise they share our process group and a Ctrl-C reaches them too.
+    const child = spawn(bin, args, { detached: !!opts.detached, stdio: ['ignore', fd, fd], cwd: dir });
     child.unref();
-    children.push(child);
-    await new Promise<void>((ok, fail) => {
-      child.once('spawn', ok);
-      child.once('error', fail);
-    });
+    try {
+      await new Promise<void>((ok, fail) => {
+        child.once('spawn', ok);
+        child.once('error', fail);
+      });
+    } finally {
+      closeSync(fd);
+    }
     child.once('exit', (code, signal) => {
       exited.set(name, `${name} exited (${signal ?? code}); last lines of ${logPath}:\n${logTail(logPath)}`);
     });
