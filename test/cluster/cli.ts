@@ -1,7 +1,9 @@
 // `make cluster-up` / `make cluster-down`: node --import tsx test/cluster/cli.ts up|down|status
-import { relative } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { DEFAULT_DIR, REPO_ROOT, startControlPlane, stopControlPlane } from './controlplane.js';
 
+// XIANYU_CLUSTER_DIR moves the state folder (default .cluster/), e.g. to run a second one.
+const dir = process.env.XIANYU_CLUSTER_DIR ? resolve(process.env.XIANYU_CLUSTER_DIR) : DEFAULT_DIR;
 const log = (line: string) => process.stderr.write(`${line.startsWith('>>') ? line : `>> ${line}`}\n`);
 
 async function main(cmd: string | undefined): Promise<number> {
@@ -9,7 +11,7 @@ async function main(cmd: string | undefined): Promise<number> {
     case 'up': {
       const started = Date.now();
       const nodes = Number(process.env.KWOK_NODES ?? '1');
-      const cp = await startControlPlane({ dir: DEFAULT_DIR, reuse: true, detached: true, nodes, log });
+      const cp = await startControlPlane({ dir, reuse: true, detached: true, nodes, log });
       const rel = relative(process.cwd(), cp.kubeconfigPath) || cp.kubeconfigPath;
       process.stdout.write(
         [
@@ -30,10 +32,10 @@ async function main(cmd: string | undefined): Promise<number> {
       return 0;
     }
     case 'down': {
-      const stopped = await stopControlPlane(DEFAULT_DIR);
+      const stopped = await stopControlPlane(dir);
       process.stdout.write(
         stopped
-          ? `Stopped the local control plane and removed ${relative(REPO_ROOT, DEFAULT_DIR)}/\n`
+          ? `Stopped the local control plane and removed ${relative(REPO_ROOT, dir)}/\n`
           : 'No local control plane was running.\n',
       );
       return 0;

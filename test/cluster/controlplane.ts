@@ -149,22 +149,29 @@ export function isRunning(rec: ProcessRecord): boolean {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function killAll(records: ProcessRecord[], graceMs = 10_000): Promise<void> {
-  // Reverse start order: kwok and the controllers first, etcd last.
-  const live = [...records].reverse().filter(isRunning);
-  for (const rec of live) {
-    try {
-      process.kill(rec.pid, 'SIGTERM');
-    } catch {}
-  }
-  const deadline = Date.now() + graceMs;
-  while (live.some(isRunning) && Date.now() < deadline) await sleep(50);
-  for (const rec of live.filter(isRunning)) {
-    try {
-      process.kill(rec.pid, 'SIGKILL');
-    } catch {}
-  }
-  const hardDeadline = Date.now() + 5_000;
-  while (live.some(isRunning) && Date.now() < hardDeadline) await sleep(50);
+  const stopOne = async (recs: ProcessRecord[]) => {
+    const live = recs.filter(isRunning);
+    for (const rec of live) {
+      try {
+        process.kill(rec.pid, 'SIGTERM');
+      } catch {}
+    }
+    const deadline = Date.now() + graceMs;
+    while (live.some(isRunning) && Date.now() < deadline) await sleep(25);
+    for (const rec of live.filter(isRunning)) {
+      try {
+        process.kill(rec.pid, 'SIGKILL');
+      } catch {}
+    }
+    const hardDeadline = Date.now() + 5_000;
+    while (live.some(isRunning) && Date.now() < hardDeadline) await sleep(25);
+  };
+  // Clients first (together), then the API server, then etcd: an API server whose etcd is
+  // already gone takes its full shutdown timeout to give up.
+  const servers = new Set(['kube-apiserver', 'etcd']);
+  await stopOne(records.filter((r) => !servers.has(r.name)));
+  await stopOne(records.filter((r) => r.name === 'kube-apiserver'));
+  await stopOne(records.filter((r) => r.name === 'etcd'));
 }
 
 async function readState(dir: string): Promise<State | undefined> {
@@ -436,6 +443,18 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       `--service-account-key-file=${pki.serviceAccountPub}`,
       `--service-account-signing-key-file=${pki.serviceAccountKey}`,
       '--service-cluster-ip-range=10.96.0.0/16',
+      // Front-proxy (request header) authentication, as kubeadm sets it up: aggregated API
+      // servers and the controllers' delegated authentication read this CA.
+      `--requestheader-client-ca-file=${pki.frontProxyCaCert}`,
+      '--requestheader-allowed-names=front-proxy-client',
+      '--requestheader-username-headers=X-Remote-User',
+      '--requestheader-group-headers=X-Remote-Group',
+      '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+      `--proxy-client-cert-file=${pki.frontProxyClient.cert}`,
+      `--proxy-client-key-file=${pki.frontProxyClient.key}`,
+      // New nodes are otherwise tainted not-ready until the node-lifecycle controller (not run
+      // here: kwok nodes have no real health to watch) clears the taint.
+      '--disable-admission-plugins=TaintNodesByCondition',
       '--allow-privileged=true',
       '--profiling=false',
       '--v=1',
@@ -518,16 +537,17 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     await Promise.all([
       ...state.nodeNames.map((name) =>
         until(
-          `node ${name} Ready`,
+          `node ${name} Ready and untainted`,
           deadline,
           async () => {
             const res = await call(`${server}/api/v1/nodes/${name}`, { tls: admin });
             const node = JSON.parse(res.body) as {
+              spec?: { taints?: { effect: string }[] };
               status?: { conditions?: { type: string; status: string }[] };
             };
-            return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
-              ? true
-              : undefined;
+            const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+            const schedulable = !node.spec?.taints?.some((t) => t.effect !== 'PreferNoSchedule');
+            return ready && schedulable ? true : undefined;
           },
           anyExited,
         ),

@@ -20,6 +20,9 @@ export interface Pki {
   admin: CertPaths;
   controllerManager: CertPaths;
   scheduler: CertPaths;
+  /** CA of the front proxy (request header authentication) and the API server's client cert under it. */
+  frontProxyCaCert: string;
+  frontProxyClient: CertPaths;
   /** Private key the API server signs service-account tokens with (and the token controller). */
   serviceAccountKey: string;
   /** Its public half, which the API server verifies tokens with. */
@@ -85,10 +88,7 @@ async function leaf(dir: string, caCert: string, caKey: string, spec: LeafSpec):
   return paths;
 }
 
-/** Creates every key and certificate the control plane needs in `dir` (which must exist). */
-export async function createPki(dir: string): Promise<Pki> {
-  const caCert = join(dir, 'ca.crt');
-  const caKey = join(dir, 'ca.key');
+async function selfSignedCa(cert: string, key: string, cn: string): Promise<void> {
   await openssl([
     'req',
     '-x509',
@@ -98,19 +98,31 @@ export async function createPki(dir: string): Promise<Pki> {
     'ec_paramgen_curve:prime256v1',
     '-nodes',
     '-keyout',
-    caKey,
+    key,
     '-out',
-    caCert,
+    cert,
     '-days',
     '30',
     '-subj',
-    '/CN=xianyu-local-control-plane-ca',
+    `/CN=${cn}`,
     '-addext',
     'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
   ]);
+}
+
+/** Creates every key and certificate the control plane needs in `dir` (which must exist). */
+export async function createPki(dir: string): Promise<Pki> {
+  const caCert = join(dir, 'ca.crt');
+  const caKey = join(dir, 'ca.key');
+  const frontProxyCaCert = join(dir, 'front-proxy-ca.crt');
+  const frontProxyCaKey = join(dir, 'front-proxy-ca.key');
+  await Promise.all([
+    selfSignedCa(caCert, caKey, 'xianyu-local-control-plane-ca'),
+    selfSignedCa(frontProxyCaCert, frontProxyCaKey, 'xianyu-local-front-proxy-ca'),
+  ]);
   const serviceAccountKey = join(dir, 'sa.key');
   const serviceAccountPub = join(dir, 'sa.pub');
-  const [apiserver, admin, controllerManager, scheduler] = await Promise.all([
+  const [apiserver, admin, controllerManager, scheduler, frontProxyClient] = await Promise.all([
     leaf(dir, caCert, caKey, {
       name: 'apiserver',
       subject: '/CN=kube-apiserver',
@@ -136,6 +148,11 @@ export async function createPki(dir: string): Promise<Pki> {
       subject: '/CN=system:kube-scheduler',
       usage: 'clientAuth',
     }),
+    leaf(dir, frontProxyCaCert, frontProxyCaKey, {
+      name: 'front-proxy-client',
+      subject: '/CN=front-proxy-client',
+      usage: 'clientAuth',
+    }),
     openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', serviceAccountKey]),
   ]);
   await openssl(['pkey', '-in', serviceAccountKey, '-pubout', '-out', serviceAccountPub]);
@@ -146,6 +163,8 @@ export async function createPki(dir: string): Promise<Pki> {
     admin: admin!,
     controllerManager: controllerManager!,
     scheduler: scheduler!,
+    frontProxyCaCert,
+    frontProxyClient: frontProxyClient!,
     serviceAccountKey,
     serviceAccountPub,
   };
