@@ -360,16 +360,18 @@ test('a TokenRequest token authenticates with exactly the permissions its Role g
   assert.equal(cm.data?.k, 'v');
   const listed = await readerCore.listNamespacedConfigMap({ namespace: ns });
   assert.ok(listed.items.some((c) => c.metadata?.name === 'visible'));
-  for (const denied of [
-    readerCore.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'nope' } } }),
-    readerCore.deleteNamespacedConfigMap({ name: 'visible', namespace: ns }),
-    readerCore.listNamespacedSecret({ namespace: ns }),
-    readerCore.listNamespacedPod({ namespace: ns }),
-    readerCore.listNamespacedConfigMap({ namespace: other }),
-    readerCore.listNode(),
-  ]) {
-    assert.equal((await rejection(denied)).code, 403);
-  }
+  const denied: [string, () => Promise<unknown>][] = [
+    [
+      'create configmaps',
+      () => readerCore.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'no' } } }),
+    ],
+    ['delete configmaps', () => readerCore.deleteNamespacedConfigMap({ name: 'visible', namespace: ns })],
+    ['list secrets', () => readerCore.listNamespacedSecret({ namespace: ns })],
+    ['list pods', () => readerCore.listNamespacedPod({ namespace: ns })],
+    ['list configmaps elsewhere', () => readerCore.listNamespacedConfigMap({ namespace: other })],
+    ['list nodes', () => readerCore.listNode()],
+  ];
+  for (const [what, call] of denied) assert.equal((await rejection(call())).code, 403, what);
 
   // The whole matrix, as the authorizer sees it for this identity.
   const authz = asReader.makeApiClient(AuthorizationV1Api);
