@@ -7,7 +7,7 @@
 // from another process, like `make cluster-down`) kills exactly the processes started here, by
 // pid, after checking that the pid still runs the binary we started.
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -346,6 +346,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
         if (isRunning(rec)) process.kill(rec.pid, 'SIGKILL');
       } catch {}
     }
+    rmSync(dir, { recursive: true, force: true });
   };
   if (!opts.detached) process.once('exit', killOnExit);
 
