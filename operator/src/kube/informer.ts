@@ -72,8 +72,6 @@ const sleep = (ms: number, signal: AbortSignal) =>
     );
   });
 
-class WatchIdle extends Error {}
-
 export class Informer<T extends KObject> {
   private readonly cache = new Map<string, T>();
   private readonly handlers: Handler<T>[] = [];

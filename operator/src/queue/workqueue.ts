@@ -137,8 +137,12 @@ export class WorkQueue {
     this.metrics.longestRunning.set(this.labels, longest);
   }
 
+  /** Stops handing out keys: queued keys are dropped, in-flight ones finish, get() returns undefined. */
   shutDown(): void {
     this.shuttingDown = true;
+    this.queue.length = 0;
+    this.dirty.clear();
+    this.metrics?.queueDepth.set(this.labels, 0);
     for (const { timer } of this.waiting.values()) clearTimeout(timer);
     this.waiting.clear();
     for (const w of this.waiters.splice(0)) w(undefined);

@@ -69,10 +69,11 @@ function readiness(d: DeploymentView | undefined): { ready: boolean; reason: str
       message: 'the workload pod is ready (connected to Xianyu IM)',
     };
   }
+  // No counts in the message: every step of a rollout would otherwise be a status write.
   return {
     ready: false,
     reason: 'WorkloadNotReady',
-    message: `waiting for the workload pod: ${ready}/${want} ready, ${updated}/${want} up to date`,
+    message: 'waiting for the workload pod to become ready',
   };
 }
 
