@@ -60,7 +60,8 @@ test('addAfter keeps the earliest time; shutDown cancels delayed adds', async ()
   q.addAfter('b', 30);
   q.shutDown();
   await sleep(60);
-  assert.equal(q.length, 1);
+  assert.equal(q.length, 0, 'shutDown drops queued keys and cancels delayed adds');
+  assert.equal(await q.get(), undefined);
 });
 
 test('workers: bounded concurrency, never the same key twice at once, errors back off, metrics', async () => {
