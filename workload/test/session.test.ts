@@ -154,6 +154,50 @@ describe('XianyuSession against the simulator', () => {
     }
   });
 
+  it('decodes the simulator trade cards and group chats (codec vs sim shapes)', async () => {
+    const h = harness();
+    try {
+      await h.reached('registered');
+      const paid = await sim.pushTradeCard({
+        sellerId: h.seller.unb,
+        buyerId: BUYER,
+        itemId: h.itemId,
+        orderId: '4105829912345678901',
+        kind: 'paid',
+      });
+      const card = await h.message((m) => m.messageId === paid.messageId);
+      assert.equal(card.text, '[我已付款，等待你发货]');
+      assert.equal(card.contentType, 26);
+      assert.equal(card.orderId, '4105829912345678901');
+      assert.equal(card.cardTitle, '我已付款，等待你发货');
+      assert.equal(card.cardButton, '去发货');
+      assert.equal(card.redReminder, '等待卖家发货');
+      assert.equal(card.itemId, h.itemId);
+      assert.equal(card.chatId, paid.chatId);
+      assert.equal(card.isSystem, true);
+      const unpaid = await sim.pushTradeCard({
+        sellerId: h.seller.unb,
+        buyerId: BUYER,
+        itemId: h.itemId,
+        orderId: '4105829912345678902',
+        kind: 'unpaid',
+      });
+      assert.equal((await h.message((m) => m.messageId === unpaid.messageId)).orderId, '4105829912345678902');
+      const group = await sim.buyerSays({
+        sellerId: h.seller.unb,
+        buyerId: '5550001111',
+        text: '群里有人吗',
+        itemId: h.itemId,
+        sessionType: '30',
+      });
+      assert.equal((await h.message((m) => m.messageId === group.messageId)).isGroup, true);
+      assert.equal(await h.count('system'), 2);
+      assert.equal(await h.count('group'), 1);
+    } finally {
+      await h.stop();
+    }
+  });
+
   it('acks every push (§1.6) and sends heartbeats', async () => {
     const h = harness();
     try {

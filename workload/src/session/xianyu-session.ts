@@ -266,6 +266,31 @@ export class XianyuSession extends EventEmitter implements ImSession {
       throw new StoppedError();
     }
     this.#conn = conn;
+    try {
+      await this.#register(conn, token);
+    } catch (err) {
+      conn.terminate('register_failed'); // never leave a half-registered socket behind
+      throw err;
+    }
+    if (!conn.isOpen) return this.#closedOutcome(conn);
+
+    this.#failures = 0;
+    this.#revived = false;
+    this.#connectedSince = new Date();
+    this.#nextRetryAt = undefined;
+    this.#punishUrl = undefined;
+    this.#setState('registered', undefined);
+    this.#metrics?.connected.set(1);
+    this.#log.info({ sellerId: this.sellerId }, 'registered on the IM');
+    this.#startHeartbeat(conn);
+    if (!this.#refreshTimer) this.#scheduleRefresh(this.#refreshDelay());
+
+    await conn.closed;
+    return this.#closedOutcome(conn);
+  }
+
+  /** /reg (§1.4), then /s/vulcan or the settle pause, then ackDiff. Throws when /reg fails. */
+  async #register(conn: LwpConnection, token: string): Promise<void> {
     let vulcan!: () => void;
     const vulcanSeen = new Promise<void>((r) => {
       vulcan = r;
@@ -297,22 +322,8 @@ export class XianyuSession extends EventEmitter implements ImSession {
     // The server pushes /s/vulcan when it is ready; the reference clients simply wait ~1 s.
     await Promise.race([vulcanSeen, this.#delay(this.#config.session.registerSettleMs), conn.closed]);
     this.#checkStopped();
-    if (!conn.isOpen) return this.#closedOutcome(conn);
-    conn.request(ackDiffFrame({ mid: mid(), now: Date.now() }), this.#requestTimeoutMs).catch(() => {});
-
-    this.#failures = 0;
-    this.#revived = false;
-    this.#connectedSince = new Date();
-    this.#nextRetryAt = undefined;
-    this.#punishUrl = undefined;
-    this.#setState('registered', undefined);
-    this.#metrics?.connected.set(1);
-    this.#log.info({ sellerId: this.sellerId }, 'registered on the IM');
-    this.#startHeartbeat(conn);
-    if (!this.#refreshTimer) this.#scheduleRefresh(this.#refreshDelay());
-
-    await conn.closed;
-    return this.#closedOutcome(conn);
+    if (conn.isOpen)
+      conn.request(ackDiffFrame({ mid: mid(), now: Date.now() }), this.#requestTimeoutMs).catch(() => {});
   }
 
   #closedOutcome(conn: LwpConnection): Outcome {
