@@ -394,11 +394,16 @@ export class XianyuSession extends EventEmitter implements ImSession {
 
   // ---- tokens ----
 
-  /** The cached token, or a fresh one (with one session revive on a dead login). */
+  /** The cached token, or a fresh one. */
   async #ensureToken(): Promise<string> {
-    if (this.#token) return this.#token;
+    this.#token ??= await this.#acquireToken();
+    return this.#token;
+  }
+
+  /** A fresh token; on a dead login, one session revive (hasLogin) per episode, then one retry. */
+  async #acquireToken(): Promise<string> {
     try {
-      this.#token = await this.#fetchToken();
+      return await this.#fetchToken();
     } catch (err) {
       if (!(err instanceof LoginExpiredError) || this.#revived || this.#stopped) throw err;
       this.#revived = true;
@@ -409,9 +414,8 @@ export class XianyuSession extends EventEmitter implements ImSession {
       });
       this.#log.info({ revived: ok }, 'login expired: tried a session revive (hasLogin)');
       if (!ok) throw err;
-      this.#token = await this.#fetchToken();
+      return await this.#fetchToken();
     }
-    return this.#token;
   }
 
   async #fetchToken(): Promise<string> {
@@ -453,7 +457,7 @@ export class XianyuSession extends EventEmitter implements ImSession {
       return;
     }
     try {
-      const token = await this.#fetchToken();
+      const token = await this.#acquireToken();
       if (this.#stopped) return;
       this.#token = token;
       this.#scheduleRefresh(this.#refreshDelay());
