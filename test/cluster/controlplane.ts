@@ -53,6 +53,8 @@ export interface StartOptions {
    * killed when this process exits, even on a crash, as a safety net behind stop().
    */
   detached?: boolean;
+  /** Extra kube-apiserver flags (e.g. feature gates), after the defaults. */
+  apiserverArgs?: string[];
   /** How long to wait for Ready after the binaries are found (default 120 s). */
   readyTimeoutMs?: number;
   log?: (line: string) => void;
@@ -63,6 +65,8 @@ export interface ControlPlane {
   /** Admin kubeconfig (system:masters), with certificates embedded. */
   kubeconfigPath: string;
   server: string;
+  /** etcd's client URL (plain HTTP on loopback), e.g. for tests that compact it. */
+  etcdUrl: string;
   binDir: string;
   nodeNames: string[];
   /** True when an already running control plane was reused; stop() then leaves it running. */
@@ -79,6 +83,7 @@ interface ProcessRecord {
 
 interface State {
   server: string;
+  etcdUrl: string;
   kubeconfig: string;
   binDir: string;
   nodeNames: string[];
@@ -301,6 +306,7 @@ export async function attachControlPlane(dir: string = DEFAULT_DIR): Promise<Con
     dir: resolve(dir),
     kubeconfigPath: state.kubeconfig,
     server: state.server,
+    etcdUrl: state.etcdUrl,
     binDir: state.binDir,
     nodeNames: state.nodeNames,
     reused: true,
@@ -332,6 +338,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
 
   const state: State = {
     server: '',
+    etcdUrl: '',
     kubeconfig: join(dir, 'kubeconfig'),
     binDir,
     nodeNames: Array.from({ length: nodeCount }, (_, i) => `kwok-node-${i}`),
@@ -394,6 +401,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     log(`certificates ready in ${Date.now() - started} ms; starting etcd`);
 
     const etcdUrl = `http://127.0.0.1:${etcdClient}`;
+    state.etcdUrl = etcdUrl;
     await launch('etcd', [
       '--name=local',
       `--data-dir=${join(dir, 'etcd')}`,
@@ -456,9 +464,14 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       // New nodes are otherwise tainted not-ready until the node-lifecycle controller (not run
       // here: kwok nodes have no real health to watch) clears the taint.
       '--disable-admission-plugins=TaintNodesByCondition',
+      // PodTemplates bypass the watch cache, so a watch from a resourceVersion older than
+      // etcd's last compaction answers 410 Gone at once (see harness compactEtcd()); every other
+      // resource keeps the production default, where 410 comes after cache eviction.
+      '--watch-cache-sizes=podtemplates#0',
       '--allow-privileged=true',
       '--profiling=false',
       '--v=1',
+      ...(opts.apiserverArgs ?? []),
     ]);
     const admin = await tlsFor({ caCert: pki.caCert, client: pki.admin });
     await until(
@@ -580,6 +593,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     dir,
     kubeconfigPath: state.kubeconfig,
     server: state.server,
+    etcdUrl: state.etcdUrl,
     binDir,
     nodeNames: state.nodeNames,
     reused: false,

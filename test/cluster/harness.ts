@@ -34,6 +34,11 @@ export interface TestCluster {
   kc: KubeConfig;
   /** Creates a fresh namespace (name derived from `prefix`) and waits for its default service account. */
   namespace(prefix?: string): Promise<string>;
+  /**
+   * Compacts etcd up to its current revision, so any older resourceVersion is gone: a watch
+   * or exact list from before now answers 410 Gone, as on a long-running cluster.
+   */
+  compactEtcd(): Promise<void>;
   kubectl(args: string[]): Promise<string>;
   helm(args: string[]): Promise<string>;
   stop(): Promise<void>;
@@ -113,6 +118,18 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
         core.readNamespacedServiceAccount({ name: 'default', namespace: name }),
       );
       return name;
+    },
+    async compactEtcd() {
+      // etcd's JSON gateway: read the current revision, then compact (physically) up to it.
+      const post = async (path: string, body: unknown) => {
+        const res = await fetch(`${plane.etcdUrl}${path}`, { method: 'POST', body: JSON.stringify(body) });
+        if (!res.ok) throw new Error(`etcd ${path}: HTTP ${res.status} ${await res.text()}`);
+        return (await res.json()) as { header?: { revision?: string } };
+      };
+      const range = await post('/v3/kv/range', { key: Buffer.from('/').toString('base64') });
+      const revision = range.header?.revision;
+      if (!revision) throw new Error('etcd did not report its revision');
+      await post('/v3/kv/compaction', { revision, physical: true });
     },
     kubectl: (args) => runTool(plane.binDir, 'kubectl', args, { env: toolEnv }),
     helm: (args) => runTool(plane.binDir, 'helm', args, { env: toolEnv }),
