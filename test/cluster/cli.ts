@@ -25,7 +25,7 @@ async function main(cmd: string | undefined): Promise<number> {
           `  export PATH=${cp.binDir}:$PATH   # kubectl, helm, kubeconform`,
           '  kubectl get nodes',
           '',
-          'Stop it with: make cluster-down',
+          `Stop it with: ${dir === DEFAULT_DIR ? '' : `XIANYU_CLUSTER_DIR=${dir} `}make cluster-down`,
           '',
         ].join('\n'),
       );
