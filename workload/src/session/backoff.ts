@@ -12,7 +12,7 @@ export function backoffDelay(
   return Math.round(exp / 2 + (random() * exp) / 2);
 }
 
-/** `base ± jitter`, never below 1 s less than base/2 (keeps a tiny test interval positive). */
+/** `base ± jitter`, never below base/2 (a jitter larger than the interval must not make it zero). */
 export function jittered(baseMs: number, jitterMs: number, random = Math.random): number {
   const j = (random() * 2 - 1) * jitterMs;
   return Math.max(Math.round(baseMs / 2), Math.round(baseMs + j));
