@@ -20,6 +20,7 @@ import {
   type V1Pod,
   Watch,
 } from '@kubernetes/client-node';
+import { runTool } from './controlplane.js';
 import {
   CLUSTER_START_TIMEOUT_MS,
   startTestCluster,
@@ -530,6 +531,35 @@ test('helm installs, lists and uninstalls a chart with the kubeconfig', async ()
     );
     await cluster.helm(['uninstall', 'demo', '-n', ns, '--wait']);
     assert.deepEqual(JSON.parse(await cluster.helm(['list', '-n', ns, '-o', 'json'])), []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('kubeconform validates offline against a local schema location', async () => {
+  // No cluster needed, but the binary comes from the same cache. kubeconform's default schema
+  // location is on the internet; our manifests are checked against schemas kept locally.
+  const dir = await mkdtemp(join(tmpdir(), 'kubeconform-'));
+  try {
+    await writeFile(
+      join(dir, 'configmap.json'),
+      JSON.stringify({
+        type: 'object',
+        required: ['apiVersion', 'kind', 'metadata'],
+        properties: { data: { type: 'object', additionalProperties: { type: 'string' } } },
+      }),
+    );
+    const good = join(dir, 'good.yaml');
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(good, 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n');
+    await writeFile(bad, 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata:\n  k: 1\n');
+    const location = ['-schema-location', `${dir}/{{ .ResourceKind }}.json`, '-summary'];
+    const ok = await runTool(cluster.binDir, 'kubeconform', [...location, good]);
+    assert.match(ok, /Valid: 1, Invalid: 0/);
+    await assert.rejects(
+      runTool(cluster.binDir, 'kubeconform', [...location, bad]),
+      /Invalid: 1|expected string/,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

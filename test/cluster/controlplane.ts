@@ -618,6 +618,6 @@ export async function runTool(
     return stdout;
   } catch (err) {
     const e = err as Error & { stderr?: string; stdout?: string };
-    throw new Error(`${tool} ${args.join(' ')} failed: ${e.message}\n${e.stderr ?? ''}`);
+    throw new Error(`${tool} ${args.join(' ')} failed: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
   }
 }
