@@ -389,6 +389,7 @@ export class Im {
       uuid: p.uuid,
       at: m.createdAt,
     });
+    this.state.events.emit('send', this.state.sentRecords.at(-1));
     this.log(`im send ok chat=${p.chat.chatId} messageId=${m.messageId}`);
     await reply(200, { messageId: m.messageId, createAt: m.createdAt, uuid: p.uuid });
     // The seller's own message comes back as a sync push (the "own echo").

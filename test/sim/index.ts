@@ -107,6 +107,8 @@ export interface Sim {
   /** Several entries in ONE push; objects are msgpack-encoded (use Map for integer keys). */
   pushEntries(sellerId: string, entries: unknown[], opts?: { plainJson?: boolean }): Promise<void>;
   sent(sellerId?: string): SentRecord[];
+  /** Calls the listener with each accepted send as it happens; returns the unsubscribe function. */
+  onSend(listener: (s: SentRecord) => void): () => void;
   frames(sellerId?: string): ClientFrame[];
   mtopCalls(): MtopCall[];
   /** Every server push (mid, sid, lwp) and whether the client acked it. */
@@ -268,6 +270,10 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
         sellerId,
         entries.map((e) => encodeEntry(e, o?.plainJson ?? false)),
       );
+    },
+    onSend: (listener) => {
+      state.events.on('send', listener);
+      return () => state.events.off('send', listener);
     },
     sent: (sellerId) =>
       state.sentRecords.filter((r) => !sellerId || r.sellerId === sellerId).map((r) => ({ ...r })),

@@ -1,5 +1,6 @@
 // The simulated service's world: sellers (with their authoritative cookie jars), items, chats,
 // orders, and the records tests read back (sends, client frames, mtop calls, pushes).
+import { EventEmitter } from 'node:events';
 import { hex, serializeCookies, uuidUpper } from './util.js';
 
 export interface Seller {
@@ -149,6 +150,8 @@ export class State {
   readonly orders = new Map<string, Order>();
   readonly history = new Map<string, StoredMessage[]>();
   readonly sentRecords: SentRecord[] = [];
+  /** 'send' (SentRecord) as each send is accepted: benchmarks time replies without polling. */
+  readonly events = new EventEmitter();
   readonly frameRecords: ClientFrame[] = [];
   readonly mtopRecords: MtopCall[] = [];
   readonly pushRecords: PushRecord[] = [];

@@ -38,8 +38,10 @@ const STATES: SessionState[] = [
 
 export async function startWorkload(loaded: LoadedConfig, opts: { log?: Logger } = {}): Promise<Workload> {
   const { config, cookies, aiApiKey } = loaded;
+  let session: XianyuSession | undefined;
+  // Cookie values (not the numeric seller id) and the AI key are scrubbed from free text.
   const secrets = () => [
-    ...parseCookies(session ? session.cookies() : cookies).values(),
+    ...[...parseCookies(session ? session.cookies() : cookies).values()].filter((v) => !/^\d+$/.test(v)),
     ...(aiApiKey ? [aiApiKey] : []),
   ];
   const log = opts.log ?? createLogger(config.log.level, undefined, secrets);
@@ -54,7 +56,6 @@ export async function startWorkload(loaded: LoadedConfig, opts: { log?: Logger }
   log.info({ database: sql.kind, account: config.account.id }, 'database ready');
 
   const mtop = new MtopClient({ config, cookies, log });
-  let session: XianyuSession | undefined;
   session = new XianyuSession({ config, cookies, log, metrics, mtop });
   const s = session;
 
