@@ -256,6 +256,53 @@ function storeSuite(name: string, backend: Backend) {
       assert.equal((await store.recentTurns(a, 'c', 10)).length, 1);
     });
 
+    it('recordMessages writes a batch in one statement, skipping duplicates, and upserts conversations', async () => {
+      const a = acct();
+      const m = (chatId: string, id: string, sec: number, direction: 'in' | 'out', senderId: string) => ({
+        accountId: a,
+        chatId,
+        messageId: id,
+        direction,
+        senderId,
+        text: `t-${id}`,
+        itemId: 'item-1',
+        at: at(sec),
+      });
+      await store.recordMessage(m('c1', 'b0', 1, 'in', 'buyer'));
+      await store.recordMessages([
+        m('c1', 'b0', 1, 'in', 'buyer'), // already logged
+        m('c1', 'b1', 2, 'in', 'buyer'),
+        m('c1', 'b2', 3, 'out', 'seller'),
+        m('c2', 'b3', 4, 'in', 'buyer2'),
+        m('c2', 'b3', 4, 'in', 'buyer2'), // duplicate inside the batch
+        { ...m('c2', 'b4', 5, 'out', 'seller'), itemId: undefined, source: 'keyword' },
+      ]);
+      await store.recordMessages([]);
+      assert.deepEqual(
+        (await store.recentTurns(a, 'c1', 10)).map((t) => t.text),
+        ['t-b0', 't-b1', 't-b2'],
+      );
+      assert.deepEqual(
+        (await store.recentTurns(a, 'c2', 10)).map((t) => [t.direction, t.text]),
+        [
+          ['in', 't-b3'],
+          ['out', 't-b4'],
+        ],
+      );
+      const { rows } = await sql.query<{ chat_id: string; buyer_id: string; n: number }>(
+        `SELECT c.chat_id, c.buyer_id, (SELECT count(*)::int FROM messages m WHERE m.account_id = c.account_id AND m.chat_id = c.chat_id) AS n
+         FROM conversations c WHERE c.account_id = $1 ORDER BY c.chat_id`,
+        [a],
+      );
+      assert.deepEqual(
+        rows.map((r) => [r.chat_id, r.buyer_id, r.n]),
+        [
+          ['c1', 'buyer', 3],
+          ['c2', 'buyer2', 2],
+        ],
+      );
+    });
+
     it('recentTurns returns the last N, oldest first, of that chat only', async () => {
       const a = acct();
       const log = (chatId: string, id: string, sec: number, direction: 'in' | 'out' = 'in') =>

@@ -8,7 +8,10 @@ export function createItemLookup(
   maxAgeMs = 24 * 3600_000,
 ): (itemId: string) => Promise<ItemInfo | undefined> {
   const inflight = new Map<string, Promise<ItemInfo | undefined>>();
+  const memory = new Map<string, ItemInfo>();
   return (itemId) => {
+    const hot = memory.get(itemId);
+    if (hot && Date.now() - hot.fetchedAt.getTime() < maxAgeMs) return Promise.resolve(hot);
     const running = inflight.get(itemId);
     if (running) return running;
     const p = (async () => {
@@ -22,7 +25,15 @@ export function createItemLookup(
       } catch {
         return cached ?? undefined; // a stale description beats none
       }
-    })().finally(() => inflight.delete(itemId));
+    })()
+      .then((item) => {
+        if (item) {
+          if (memory.size >= 10_000) memory.clear();
+          memory.set(itemId, item);
+        }
+        return item;
+      })
+      .finally(() => inflight.delete(itemId));
     inflight.set(itemId, p);
     return p;
   };

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { ChatMessage } from '../protocol/types.js';
+import { MessageLog } from '../store/message-log.js';
 import type { ItemInfo, Store } from '../store/types.js';
 import {
   bargainingInstructions,
@@ -33,6 +34,7 @@ export interface ResponderDeps {
 }
 
 const ECHO_WINDOW_MS = 30_000;
+const TAKEOVER_CACHE_SIZE = 50_000;
 
 interface Pending {
   message: ChatMessage;
@@ -47,6 +49,9 @@ export class Responder {
   private readonly chains = new Map<string, Promise<void>>();
   private readonly timers = new Map<string, { timer: NodeJS.Timeout; pending: Pending }>();
   private readonly limiter: RateLimiter;
+  private readonly messageLog: MessageLog;
+  /** Takeover windows by chat (write-through; this process alone holds the account). */
+  private readonly takeovers = new Map<string, Date | null>();
   private readonly random: () => number;
   private closing = false;
   /** Texts sent per chat in the last seconds: an echo the session could not flag is still ours. */
@@ -55,6 +60,7 @@ export class Responder {
   constructor(private readonly deps: ResponderDeps) {
     this.accountId = deps.config.account.id;
     this.limiter = new RateLimiter(deps.config.reply.rateLimit.perMinute);
+    this.messageLog = new MessageLog(deps.store, deps.log);
     this.random = deps.random ?? Math.random;
   }
 
@@ -73,6 +79,7 @@ export class Responder {
     }
     const all = Promise.allSettled([...this.chains.values()]);
     await Promise.race([all, sleep(timeoutMs, undefined, { ref: false })]);
+    await this.messageLog.flush();
   }
 
   /** Resolves once nothing is waiting in debounce or in flight (tests, benchmarks). */
@@ -81,6 +88,24 @@ export class Responder {
       if (this.chains.size > 0) await Promise.allSettled([...this.chains.values()]);
       else await sleep(5);
     }
+    await this.messageLog.flush();
+  }
+
+  private async takeoverUntil(chatId: string): Promise<Date | null> {
+    const cached = this.takeovers.get(chatId);
+    if (cached !== undefined) return cached;
+    const until = await this.deps.store.takeoverUntil(this.accountId, chatId);
+    this.rememberTakeover(chatId, until);
+    return until;
+  }
+
+  private rememberTakeover(chatId: string, until: Date | null): void {
+    if (this.takeovers.size >= TAKEOVER_CACHE_SIZE) {
+      const oldest = this.takeovers.keys().next().value;
+      if (oldest !== undefined) this.takeovers.delete(oldest);
+    }
+    this.takeovers.delete(chatId);
+    this.takeovers.set(chatId, until);
   }
 
   private enqueue(chatId: string, task: () => Promise<void>): void {
@@ -96,12 +121,12 @@ export class Responder {
   }
 
   private async receive(message: ChatMessage, receivedAt: number): Promise<void> {
-    const { store, log, metrics } = this.deps;
+    const { log } = this.deps;
     const own = message.senderId === this.deps.sellerId;
     if (own && !message.isOwnEcho && this.wasSentByUs(message.chatId, message.text)) {
       message = { ...message, isOwnEcho: true };
     }
-    const fresh = await store.recordMessage({
+    this.messageLog.append({
       accountId: this.accountId,
       chatId: message.chatId,
       messageId: message.messageId,
@@ -109,14 +134,9 @@ export class Responder {
       senderId: message.senderId,
       text: message.text,
       ...(message.itemId ? { itemId: message.itemId } : {}),
-      source: own ? (message.isOwnEcho ? 'echo' : 'manual') : undefined,
+      ...(own ? { source: message.isOwnEcho ? 'echo' : 'manual' } : {}),
       at: new Date(message.createdAt),
     });
-    if (!fresh && !own) {
-      metrics.messagesReceived.inc({ kind: 'duplicate_stored' });
-      log.debug({ chatId: message.chatId, messageId: message.messageId }, 'message already handled before');
-      return;
-    }
     const pending: Pending = { message, receivedAt, activeMs: performance.now() - receivedAt };
     const debounceMs = this.deps.config.reply.debounceMs;
     // Own messages and system strings need no debounce: decide at once.
@@ -141,7 +161,7 @@ export class Responder {
     const aiOn = config.reply.ai.enabled && !!this.deps.ai;
     const priceIntent = aiOn && m.senderId !== this.deps.sellerId && !m.isSystem && detectPriceIntent(m.text);
     const [takeoverUntil, rounds, item] = await Promise.all([
-      store.takeoverUntil(this.accountId, m.chatId),
+      this.takeoverUntil(m.chatId),
       priceIntent ? store.bumpBargainRound(this.accountId, m.chatId) : Promise.resolve(0),
       m.itemId && this.deps.itemInfo && m.senderId !== this.deps.sellerId && !m.isSystem
         ? this.deps.itemInfo(m.itemId).catch(() => undefined)
@@ -178,6 +198,7 @@ export class Responder {
       }
       case 'takeover': {
         await store.setTakeover(this.accountId, m.chatId, decision.until);
+        this.rememberTakeover(m.chatId, decision.until);
         log.info(
           { ...extra.ctx, decision: 'takeover', until: decision.until.toISOString() },
           'seller replied by hand: bot paused in this chat',
@@ -218,6 +239,7 @@ export class Responder {
     const limits = config.reply.ai.bargaining;
     const listPrice = parsePrice(item?.price);
     const floor = bargaining ? priceFloor(listPrice, limits) : undefined;
+    await this.messageLog.flush();
     const history = await store.recentTurns(this.accountId, m.chatId, config.reply.ai.maxTurns);
     const messages = buildPrompt({
       systemPrompt: config.reply.ai.systemPrompt,
@@ -258,7 +280,7 @@ export class Responder {
     startedAt: number,
     ctx: Record<string, unknown>,
   ): Promise<void> {
-    const { config, store, metrics, log } = this.deps;
+    const { config, metrics, log } = this.deps;
     const { minMs, maxMs } = config.reply.delay;
     const delayMs = this.closing ? 0 : Math.round(minMs + this.random() * (maxMs - minMs));
     const waitMs = this.limiter.take();
@@ -266,7 +288,7 @@ export class Responder {
     if (deliberate > 0) {
       await sleep(deliberate);
       // The seller may have taken over while we waited.
-      const until = await store.takeoverUntil(this.accountId, m.chatId);
+      const until = await this.takeoverUntil(m.chatId);
       if (until && until.getTime() > Date.now()) {
         log.info(
           { ...ctx, decision: 'ignore', reason: 'takeover' },
@@ -292,7 +314,7 @@ export class Responder {
       { ...ctx, decision: 'reply', source, rule, latencyMs: Math.round(latencyMs * 100) / 100 },
       'replied',
     );
-    await store.recordMessage({
+    this.messageLog.append({
       accountId: this.accountId,
       chatId: m.chatId,
       messageId,

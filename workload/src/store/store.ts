@@ -61,6 +61,27 @@ ON CONFLICT (account_id, chat_id) DO UPDATE SET
   last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at)
 RETURNING 1 AS logged`;
 
+// Many messages in one statement (the write-behind message log): arrays in, one row per chat
+// for the conversation upsert (a row may not be updated twice by one INSERT ... ON CONFLICT).
+const RECORD_MESSAGES = `
+WITH src AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+    AS s(account_id, chat_id, message_id, direction, sender_id, text, item_id, source, at)
+), ins AS (
+  INSERT INTO messages (account_id, chat_id, message_id, direction, sender_id, text, item_id, source, at)
+  SELECT account_id, chat_id, message_id, direction, sender_id, text, item_id, source, at FROM src
+  ON CONFLICT (account_id, message_id) DO NOTHING
+  RETURNING account_id, chat_id, direction, sender_id, item_id, at
+)
+INSERT INTO conversations AS c (account_id, chat_id, buyer_id, item_id, first_seen, last_message_at)
+SELECT account_id, chat_id, max(CASE WHEN direction = 'in' THEN sender_id END), max(item_id), min(at), max(at)
+FROM ins GROUP BY account_id, chat_id
+ON CONFLICT (account_id, chat_id) DO UPDATE SET
+  buyer_id        = COALESCE(c.buyer_id, EXCLUDED.buyer_id),
+  item_id         = COALESCE(EXCLUDED.item_id, c.item_id),
+  first_seen      = LEAST(c.first_seen, EXCLUDED.first_seen),
+  last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at)`;
+
 const RECENT_TURNS = `
 SELECT direction, text, at FROM (
   SELECT direction, text, at, seq FROM messages
@@ -96,6 +117,22 @@ export async function createStore(sql: Sql): Promise<Store> {
         m.at,
       ]);
       return rows.length > 0;
+    },
+
+    async recordMessages(batch: LoggedMessage[]) {
+      if (batch.length === 0) return;
+      const col = <K extends keyof LoggedMessage>(k: K) => batch.map((m) => m[k] ?? null);
+      await sql.query(RECORD_MESSAGES, [
+        col('accountId'),
+        col('chatId'),
+        col('messageId'),
+        col('direction'),
+        col('senderId'),
+        col('text'),
+        col('itemId'),
+        col('source'),
+        batch.map((m) => m.at.toISOString()),
+      ]);
     },
 
     async recentTurns(accountId, chatId, limit) {

@@ -45,6 +45,8 @@ export interface Store {
   close(): Promise<void>;
   /** Logs a message and upserts its conversation; false when that message id was already logged. */
   recordMessage(m: LoggedMessage): Promise<boolean>;
+  /** Logs many messages in one statement; duplicates are skipped. */
+  recordMessages(batch: LoggedMessage[]): Promise<void>;
   /** The last `limit` turns of a chat, oldest first. */
   recentTurns(accountId: string, chatId: string, limit: number): Promise<Turn[]>;
   setTakeover(accountId: string, chatId: string, until: Date): Promise<void>;
