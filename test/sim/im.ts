@@ -28,6 +28,8 @@ export class Im {
   /** Sync entries not yet acked, per seller; replayed as one push after the next /reg. */
   private readonly pending = new Map<string, Map<number, SyncEntry>>();
   private readonly pushes = new Map<string, { record: PushRecord; keys: number[] }>();
+  /** Accepted sends by seller/uuid: a repeated uuid is answered with the same message. */
+  private readonly sentByUuid = new Map<string, { messageId: string; createdAt: number }>();
   private nextConn = 1;
   private nextKey = 1;
 
@@ -369,6 +371,13 @@ export class Im {
       this.log(`im send rejected: ${p.error}`);
       return reply(400, { reason: 'PARAM_ERROR', message: p.error });
     }
+    // The client uuid makes a send idempotent: a repeat is the same message, not a new one.
+    const uuidKey = `${seller.unb}/${p.uuid}`;
+    const earlier = this.sentByUuid.get(uuidKey);
+    if (earlier) {
+      this.log(`im send repeated uuid ${p.uuid}: same message ${earlier.messageId}`);
+      return reply(200, { messageId: earlier.messageId, createAt: earlier.createdAt, uuid: p.uuid });
+    }
     const forbid = this.state.inject.csiForbid;
     if (forbid && p.text !== undefined) {
       forbid.lastIndex = 0;
@@ -391,6 +400,7 @@ export class Im {
     });
     this.state.events.emit('send', this.state.sentRecords.at(-1));
     this.log(`im send ok chat=${p.chat.chatId} messageId=${m.messageId}`);
+    this.sentByUuid.set(uuidKey, { messageId: m.messageId, createdAt: m.createdAt });
     await reply(200, { messageId: m.messageId, createAt: m.createdAt, uuid: p.uuid });
     // The seller's own message comes back as a sync push (the "own echo").
     this.publish(m);

@@ -258,11 +258,17 @@ describe('ids', () => {
       assert.ok(Number(match[1] || 0) < 1000);
     }
     assert.match(mid(), /^\d{13,16} 0$/);
+    const ms = Date.now() + 60_000; // one frozen millisecond, later than any mid issued so far
+    const mids = Array.from({ length: 3000 }, () => mid(ms));
+    assert.equal(new Set(mids).size, 3000, 'mids never repeat, even within one millisecond');
+    assert.ok(mids.every((m) => new RegExp(`^\\d{1,3}(${ms}|${ms + 1}|${ms + 2}) 0$`).test(m)), mids[0]);
   });
 
   it('uuid = "-" + epoch ms + "1"', () => {
     assert.equal(uuid(1742458817389), '-17424588173891');
     assert.match(uuid(), /^-\d{13}1$/);
+    const many = Array.from({ length: 5000 }, () => uuid(1742458817389));
+    assert.equal(new Set(many).size, 5000, 'uuids never repeat, even within one millisecond');
   });
 
   it('device id = upper-case UUIDv4 + "-" + unb', () => {
