@@ -43,7 +43,7 @@ demo: build
 	node --import tsx test/demo/run.ts
 
 bench: build
-	node --import tsx bench/run.ts
+	scripts/with-postgres.sh node --import tsx bench/run.ts
 
 clean:
 	rm -rf workload/dist operator/dist .tools node_modules .demo .pgtest
