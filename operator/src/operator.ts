@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { PLURAL } from './api/group.js';
 import type { SecretKeyRef } from './api/schema.js';
 import { PHASES } from './api/schema.js';
 import { startProbeServer } from './http/server.js';
 import { ApiError, KubeClient } from './kube/client.js';
+import { loadConnection } from './kube/config.js';
 import { Informer, type KObject } from './kube/informer.js';
 import { CHILD_KINDS, RESOURCES, resourceByKind } from './kube/resources.js';
 import { LeaderElector } from './leader/lease.js';
@@ -96,16 +96,9 @@ async function serviceMonitorAvailable(client: KubeClient): Promise<boolean> {
   }
 }
 
-export function loadKubeConfig(file?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (file) kc.loadFromFile(file);
-  else kc.loadFromDefault();
-  return kc;
-}
-
 export async function startOperator(opts: OperatorOptions, log: Logger): Promise<Operator> {
   const metrics = createMetrics();
-  const client = new KubeClient(loadKubeConfig(opts.kubeconfig), metrics);
+  const client = new KubeClient(await loadConnection(opts.kubeconfig), metrics);
   const withMonitor = opts.serviceMonitor && (await serviceMonitorAvailable(client));
   const manifestOptions: ManifestOptions = {
     ...DEFAULT_MANIFEST_OPTIONS,

@@ -2,9 +2,10 @@ import type { IncomingMessage } from 'node:http';
 import { Agent, type RequestOptions, request } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Metrics } from '../metrics/registry.js';
+import { type Connection, connectionFromKubeConfig } from './config.js';
 
 // The thin layer that talks to the API server: JSON over HTTPS with the kubeconfig's
-// credentials (client-node's KubeConfig does the auth), server-side apply, and streaming
+// credentials (kube/config.ts), server-side apply, and streaming
 // watches. Every write is counted in xianyu_operator_api_writes_total.
 
 export class ApiError extends Error {
@@ -53,20 +54,21 @@ export class KubeClient {
   readonly server: string;
   private agent?: Agent;
 
+  private readonly conn: Connection;
+
   constructor(
-    private readonly kc: KubeConfig,
+    conn: Connection | KubeConfig,
     private readonly metrics?: Metrics,
     private readonly userAgent = 'xianyu-operator',
   ) {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    this.server = cluster.server.replace(/\/$/, '');
+    this.conn = 'getCurrentCluster' in conn ? connectionFromKubeConfig(conn) : conn;
+    this.server = this.conn.server.replace(/\/$/, '');
   }
 
   private async options(method: string, url: URL, headers: Record<string, string>): Promise<RequestOptions> {
     const opts: RequestOptions = { method, headers: { ...headers } };
-    await this.kc.applyToHTTPSOptions(opts);
-    // One keep-alive agent for every request (client-node's agent is per call site).
+    await this.conn.apply(opts);
+    // One keep-alive agent for every request.
     this.agent ??= new Agent({
       keepAlive: true,
       maxSockets: 64,

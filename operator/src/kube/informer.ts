@@ -157,9 +157,12 @@ export class Informer<T extends KObject> {
         metadata: { resourceVersion: string; continue?: string };
         items: KObject[];
       }>(path, {
-        query: { limit: this.o.pageSize ?? 500, continue: cont, labelSelector: this.o.labelSelector },
+        query: { limit: this.o.pageSize ?? 100, continue: cont, labelSelector: this.o.labelSelector },
       });
-      for (const item of page.items) items.push(this.transform(item));
+      // List items carry no apiVersion/kind; watch events do. Make cached objects alike.
+      const { group, version, kind } = this.o.resource;
+      const apiVersion = group ? `${group}/${version}` : version;
+      for (const item of page.items) items.push(this.transform({ ...item, apiVersion, kind }));
       cont = page.metadata.continue || undefined;
       rv = page.metadata.resourceVersion;
     } while (cont);

@@ -110,5 +110,7 @@ export function applyReasons(desired: Meta, observed: Meta | undefined): string[
   if (!observed) return ['missing'];
   if (annotations(desired)?.[APPLIED_HASH_ANNOTATION] !== annotations(observed)?.[APPLIED_HASH_ANNOTATION])
     return ['desired state changed'];
-  return differences(desired, observed).map((p) => `drift at ${p}`);
+  // apiVersion and kind are part of the path, not of the object's state.
+  const { apiVersion: _v, kind: _k, ...want } = desired as Record<string, unknown>;
+  return differences(want, observed).map((p) => `drift at ${p}`);
 }

@@ -204,21 +204,30 @@ export class AccountReconciler {
       const created: string[] = [];
       const changed: string[] = [];
       const corrected: string[] = [];
-      for (const obj of desired) {
+      // Everything the pod needs first (in parallel), then the Deployment that starts it.
+      const applyOne = async (obj: KubeObject) => {
         const observed = this.current(obj.kind, this.caches.children.get(obj.kind), ns, obj.metadata.name);
         const reasons = applyReasons(obj, observed);
-        if (!reasons.length) continue;
+        if (!reasons.length) return;
         log.info({ kind: obj.kind, name: obj.metadata.name, reasons: reasons.slice(0, 5) }, 'applying child');
         const result = await this.client.apply<KObject>(
           pathFor(resourceByKind(obj.kind), ns, obj.metadata.name),
-          obj satisfies KubeObject,
+          obj,
         );
         this.remember(obj.kind, result);
         if (obj.kind === 'Deployment') deployment = result as KObject & DeploymentView;
         if (!observed) created.push(obj.kind);
         else if (reasons[0] === 'desired state changed') changed.push(obj.kind);
         else corrected.push(`${obj.kind} (${reasons[0]!.replace('drift at ', '')})`);
-      }
+      };
+      await Promise.all(desired.filter((o) => o.kind !== 'Deployment').map(applyOne));
+      for (const o of desired.filter((o) => o.kind === 'Deployment')) await applyOne(o);
+      const order = desired.map((o) => o.kind);
+      const byOrder = (a: string, b: string) =>
+        order.indexOf(a.split(' ')[0]!) - order.indexOf(b.split(' ')[0]!);
+      created.sort(byOrder);
+      changed.sort(byOrder);
+      corrected.sort(byOrder);
       if (created.length) {
         await this.events.emit(
           regarding,

@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(HERE, '../../..');
 export const OPERATOR_MAIN = resolve(REPO, 'operator/src/main.ts');
+/** The built operator (`npx tsc -b operator`): what the image runs, without tsx's overhead. */
+export const OPERATOR_DIST = resolve(REPO, 'operator/dist/main.js');
 
 export interface OperatorProcess {
   child: ChildProcess;
@@ -41,14 +43,14 @@ export async function startOperatorProcess(o: {
   identity?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Run operator/dist/main.js instead of the TypeScript source. */
+  built?: boolean;
 }): Promise<OperatorProcess> {
   const identity = o.identity ?? `op-${Math.random().toString(36).slice(2, 8)}`;
   const child = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      OPERATOR_MAIN,
+      ...(o.built ? [OPERATOR_DIST] : ['--import', 'tsx', OPERATOR_MAIN]),
       '--kubeconfig',
       o.kubeconfig,
       '--metrics-port',
