@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { request as httpRequest } from 'node:http';
 import { Agent, type RequestOptions, request } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Metrics } from '../metrics/registry.js';
@@ -104,7 +105,8 @@ export class KubeClient {
       this.metrics?.apiWrites.inc({ verb, resource: o.resource ?? resourceOf(path) });
     }
     return await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request(url, { ...opts, signal: o.signal }, resolve);
+      const send = url.protocol === 'http:' ? httpRequest : request;
+      const req = send(url, { ...opts, signal: o.signal }, resolve);
       if (o.timeoutMs) {
         req.setTimeout(o.timeoutMs, () =>
           req.destroy(new Error(`${method} ${path}: timed out after ${o.timeoutMs} ms`)),

@@ -249,7 +249,7 @@ export class Informer<T extends KObject> {
                   this.cache.delete(key);
                   rv = obj.metadata.resourceVersion ?? rv;
                   this.o.metrics?.cacheObjects.set({ resource: this.name }, this.cache.size);
-                  this.emit('delete', old ?? this.transform(obj));
+                  this.emit('delete', this.transform(obj), old);
                   break;
                 }
                 case 'BOOKMARK':
