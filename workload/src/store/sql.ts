@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PGlite, type Transaction as PGliteTransaction } from '@electric-sql/pglite';
+import type { PGlite, Transaction as PGliteTransaction } from '@electric-sql/pglite';
 import pg from 'pg';
 import type { Queryable, Sql } from './types.js';
 
@@ -267,6 +267,8 @@ async function openPGlite(dataDir: string): Promise<Sql> {
   }
   let db: PGlite;
   try {
+    // Loaded only when used: a workload on a PostgreSQL server never pays for the WASM build.
+    const { PGlite } = await import('@electric-sql/pglite');
     db = await PGlite.create(dir);
   } catch (err) {
     lock.release();
