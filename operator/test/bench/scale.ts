@@ -151,9 +151,19 @@ async function main() {
       secondPassSeconds: secondMs / 1000,
       secondPassWrites: reconcileWrites(secondText),
       secondPassRssMiB: Math.round(await rssMiB(op2)),
+      secondPassWritesByResource: Object.fromEntries(
+        secondText
+          .split('\n')
+          .filter((l) => l.startsWith('xianyu_operator_api_writes_total{'))
+          .map((l) => [l.slice(l.indexOf('{'), l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]),
+      ),
+      reconcileErrors: sumMetric(text, 'controller_runtime_reconcile_errors_total'),
+      secondPassReconcileErrors: sumMetric(secondText, 'controller_runtime_reconcile_errors_total'),
     };
     console.log(JSON.stringify(result, null, 2));
-    const repeated = op2.logs().filter((l) => l.msg === 'applying child' || l.msg === 'status updated');
+    const repeated = op2
+      .logs()
+      .filter((l) => l.level !== 'info' || l.msg === 'applying child' || l.msg === 'status updated');
     if (repeated.length) console.log('second-pass writes, first 5:', JSON.stringify(repeated.slice(0, 5)));
     if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
     await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => {});
