@@ -673,3 +673,141 @@ test('kube-apiserver restarts mid-test: the operator recovers without a restart'
     });
   }
 });
+
+test('the operator works with only its documented RBAC (operator/src/rbac.ts), as a ServiceAccount', async () => {
+  const { OPERATOR_RULES } = await import('../../operator/src/rbac.js');
+  const system = await cluster.namespace('op-system');
+  const ns = await cluster.namespace('op-sa');
+  const name = `xianyu-operator-${system}`;
+  const rbacApi = '/apis/rbac.authorization.k8s.io/v1';
+  await api.create(pathFor(RESOURCES.ServiceAccount, system), {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: 'xianyu-operator' },
+  });
+  await api.create(`${rbacApi}/clusterroles`, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name },
+    rules: OPERATOR_RULES,
+  });
+  await api.create(`${rbacApi}/clusterrolebindings`, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+    subjects: [{ kind: 'ServiceAccount', name: 'xianyu-operator', namespace: system }],
+  });
+  try {
+    const tr = await api.request<Any>(
+      'POST',
+      `${pathFor(RESOURCES.ServiceAccount, system, 'xianyu-operator')}/token`,
+      {
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: { expirationSeconds: 3600 },
+        },
+      },
+    );
+    const c = cluster.kc.getCurrentCluster()!;
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const kubeconfig = join(mkdtempSync(join(tmpdir(), 'xianyu-op-')), 'kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'local', cluster: { server: c.server, 'certificate-authority-data': c.caData } }],
+        users: [{ name: 'operator', user: { token: tr.status.token } }],
+        contexts: [{ name: 'operator', context: { cluster: 'local', user: 'operator' } }],
+        'current-context': 'operator',
+      }),
+    );
+    const op = await startOperatorProcess({
+      kubeconfig,
+      args: [
+        '--watch-namespaces',
+        ns,
+        '--leader-elect',
+        '--leader-election-namespace',
+        system,
+        '--workload-image',
+        'x/y:1',
+      ],
+    });
+    operators.push(op);
+    await op.waitForLog((l) => l.msg === 'became the leader', 30_000);
+    await createSecret(ns, 'cookies', { cookies: 'unb=2200000010' });
+    await applyAccount(ns, 'shop', baseSpec);
+    await waitRunning(ns, 'shop');
+    assert.ok(
+      (await events(ns, 'shop')).some((e) => e.reason === 'Created'),
+      'events recorded',
+    );
+    assert.equal(
+      await op.metric('xianyu_operator_api_errors_total', { code: '403' }),
+      0,
+      'no forbidden requests',
+    );
+    await op.stop();
+  } finally {
+    await api.delete(`${rbacApi}/clusterrolebindings/${name}`).catch(() => {});
+    await api.delete(`${rbacApi}/clusterroles/${name}`).catch(() => {});
+  }
+});
+
+test('a ServiceMonitor is created only when the monitoring.coreos.com CRD exists', async () => {
+  const ns = await cluster.namespace('op-monitor');
+  await createSecret(ns, 'cookies', { cookies: 'unb=2200000011' });
+  const before = await operator(ns);
+  await applyAccount(ns, 'shop', baseSpec);
+  await waitRunning(ns, 'shop');
+  await before.stop();
+  const smPath = pathFor(RESOURCES.ServiceMonitor, ns, 'xianyu-shop');
+  const crdPath = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
+  const crdName = 'servicemonitors.monitoring.coreos.com';
+  const existed = await api.get(`${crdPath}/${crdName}`).then(
+    () => true,
+    () => false,
+  );
+  if (!existed) {
+    // A minimal stand-in for the Prometheus Operator's CRD.
+    await api.create(crdPath, {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: crdName },
+      spec: {
+        group: 'monitoring.coreos.com',
+        scope: 'Namespaced',
+        names: {
+          plural: 'servicemonitors',
+          singular: 'servicemonitor',
+          kind: 'ServiceMonitor',
+          listKind: 'ServiceMonitorList',
+        },
+        versions: [
+          {
+            name: 'v1',
+            served: true,
+            storage: true,
+            schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+          },
+        ],
+      },
+    });
+  }
+  try {
+    await waitFor('servicemonitors served', () => api.get('/apis/monitoring.coreos.com/v1/servicemonitors'));
+    const op = await operator(ns);
+    await op.waitForLog((l) => l.serviceMonitor === true);
+    const sm = await waitFor('ServiceMonitor created', () => api.get<Any>(smPath).catch(() => undefined));
+    assert.equal(sm.metadata.ownerReferences[0].name, 'shop');
+    assert.deepEqual(sm.spec.endpoints, [{ port: 'http', path: '/metrics', interval: '30s' }]);
+    assert.equal(sm.spec.selector.matchLabels['app.kubernetes.io/instance'], 'shop');
+    await op.stop();
+  } finally {
+    if (!existed) await api.delete(`${crdPath}/${crdName}`).catch(() => {});
+  }
+});
