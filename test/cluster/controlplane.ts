@@ -7,6 +7,7 @@
 // from another process, like `make cluster-down`) kills exactly the processes started here, by
 // pid, after checking that the pid still runs the binary we started.
 import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
@@ -89,9 +90,12 @@ interface State {
   nodeNames: string[];
   processes: ProcessRecord[];
   ready: boolean;
+  /** Hash of this file: a control plane started by other code (other flags) is not reused. */
+  layout?: string;
 }
 
 const STATE_FILE = 'state.json';
+const LAYOUT = createHash('sha256').update(readFileSync(fileURLToPath(import.meta.url))).digest('hex').slice(0, 16);
 
 export async function findBinaries(log: (line: string) => void = () => {}): Promise<string> {
   const fromEnv = process.env.XIANYU_K8S_BIN;
@@ -280,7 +284,7 @@ function logTail(path: string, lines = 25): string {
 }
 
 async function healthy(state: State, dir: string): Promise<boolean> {
-  if (!state.ready || !state.processes.every(isRunning)) return false;
+  if (!state.ready || state.layout !== LAYOUT || !state.processes.every(isRunning)) return false;
   try {
     const tls = await tlsFor({ caCert: join(dir, 'pki', 'ca.crt'), client: pkiClient(dir, 'admin') });
     const res = await call(`${state.server}/readyz`, { tls, timeoutMs: 2_000 });
@@ -344,6 +348,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     nodeNames: Array.from({ length: nodeCount }, (_, i) => `kwok-node-${i}`),
     processes: [],
     ready: false,
+    layout: LAYOUT,
   };
   const saveState = () => writeFile(join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
   const exited = new Map<string, string>();
