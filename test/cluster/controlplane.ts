@@ -95,7 +95,10 @@ interface State {
 }
 
 const STATE_FILE = 'state.json';
-const LAYOUT = createHash('sha256').update(readFileSync(fileURLToPath(import.meta.url))).digest('hex').slice(0, 16);
+const LAYOUT = createHash('sha256')
+  .update(readFileSync(fileURLToPath(import.meta.url)))
+  .digest('hex')
+  .slice(0, 16);
 
 export async function findBinaries(log: (line: string) => void = () => {}): Promise<string> {
   const fromEnv = process.env.XIANYU_K8S_BIN;

@@ -261,7 +261,10 @@ describe('ids', () => {
     const ms = Date.now() + 60_000; // one frozen millisecond, later than any mid issued so far
     const mids = Array.from({ length: 3000 }, () => mid(ms));
     assert.equal(new Set(mids).size, 3000, 'mids never repeat, even within one millisecond');
-    assert.ok(mids.every((m) => new RegExp(`^\\d{1,3}(${ms}|${ms + 1}|${ms + 2}) 0$`).test(m)), mids[0]);
+    assert.ok(
+      mids.every((m) => new RegExp(`^\\d{1,3}(${ms}|${ms + 1}|${ms + 2}) 0$`).test(m)),
+      mids[0],
+    );
   });
 
   it('uuid = "-" + epoch ms + "1"', () => {
