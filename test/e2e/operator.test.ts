@@ -2,7 +2,7 @@
 // kube-controller-manager (garbage collection, Deployments), kube-scheduler and kwok nodes.
 // The operator runs as a child process, one per test, watching only that test's namespace.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -39,9 +39,17 @@ before(
   { timeout: CLUSTER_START_TIMEOUT_MS },
 );
 
+let respawnedApiserver: ChildProcess | undefined;
+
 after(async () => {
   await Promise.allSettled(operators.map((o) => o.stop('SIGKILL')));
   api?.close();
+  // Stop the kube-apiserver the restart test started (stop() below knows only the first one).
+  if (respawnedApiserver?.pid && respawnedApiserver.exitCode === null) {
+    const exited = new Promise((r) => respawnedApiserver!.once('exit', r));
+    respawnedApiserver.kill('SIGKILL');
+    await exited;
+  }
   await cluster?.stop();
 });
 
@@ -648,30 +656,23 @@ test('kube-apiserver restarts mid-test: the operator recovers without a restart'
   const fd = openSync(log, 'a');
   const child = spawn(argv[0]!, argv.slice(1), { cwd, detached: true, stdio: ['ignore', fd, fd] });
   child.unref();
-  try {
-    await waitFor('kube-apiserver back', () => api.get('/readyz'), 90_000);
-    await applyAccount(ns, 'after', baseSpec);
-    await waitRunning(ns, 'after', 90_000);
-    await applyAccount(ns, 'before', { ...baseSpec, paused: true });
-    await waitFor(
-      'before paused',
-      async () => ((await getAccount(ns, 'before')).status?.phase === 'Paused' ? true : undefined),
-      60_000,
-    );
-    assert.equal(op.child.exitCode, null, 'the operator kept running');
-    await waitFor(
-      'ready again',
-      async () => ((await op.get('/readyz')).status === 200 ? true : undefined),
-      60_000,
-    );
-  } finally {
-    // The control plane's stop() kills the processes it recorded; this one was started here.
-    t.after(() => {
-      try {
-        if (child.pid) process.kill(child.pid, 'SIGTERM');
-      } catch {}
-    });
-  }
+  // The control plane's stop() kills the processes it recorded; this one is killed by after().
+  respawnedApiserver = child;
+  await waitFor('kube-apiserver back', () => api.get('/readyz'), 90_000);
+  await applyAccount(ns, 'after', baseSpec);
+  await waitRunning(ns, 'after', 90_000);
+  await applyAccount(ns, 'before', { ...baseSpec, paused: true });
+  await waitFor(
+    'before paused',
+    async () => ((await getAccount(ns, 'before')).status?.phase === 'Paused' ? true : undefined),
+    60_000,
+  );
+  assert.equal(op.child.exitCode, null, 'the operator kept running');
+  await waitFor(
+    'ready again',
+    async () => ((await op.get('/readyz')).status === 200 ? true : undefined),
+    60_000,
+  );
 });
 
 test('the operator works with only its documented RBAC (operator/src/rbac.ts), as a ServiceAccount', async () => {

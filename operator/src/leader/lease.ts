@@ -85,6 +85,8 @@ export class LeaderElector {
       renewTime: microTime(now),
       leaseTransitions: 0,
     };
+    // Never take the lease again once shutting down (a renewal racing release()).
+    if (this.stopped) return false;
     if (!lease) {
       try {
         this.lease = await client.create<Lease>(pathFor(RESOURCES.Lease, this.o.namespace), {
@@ -180,24 +182,32 @@ export class LeaderElector {
   /** Stops campaigning; if leading, releases the lease so a standby can take over at once. */
   async release(): Promise<void> {
     this.stopped = true;
-    if (!this.leading || !this.lease) return;
+    if (!this.leading) return;
     this.leading = false;
     this.o.metrics?.leader.set({ name: this.o.name }, 0);
-    const now = microTime(new Date());
-    try {
-      await this.o.client.update(this.path, {
-        ...this.lease,
-        spec: {
-          ...this.lease.spec,
-          holderIdentity: '',
-          leaseDurationSeconds: 1,
-          renewTime: now,
-          acquireTime: now,
-        },
-      });
-      this.o.log?.info('released the lease');
-    } catch (err) {
-      this.o.log?.warn({ err: { message: (err as Error).message } }, 'could not release the lease');
+    // Read the lease afresh (a renewal may be in flight) and retry on a conflict.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const lease = await this.o.client.get<Lease>(this.path, { timeoutMs: 5_000 });
+        if (lease.spec?.holderIdentity !== this.o.identity) return;
+        const now = microTime(new Date());
+        await this.o.client.update(this.path, {
+          ...lease,
+          spec: {
+            ...lease.spec,
+            holderIdentity: '',
+            leaseDurationSeconds: 1,
+            renewTime: now,
+            acquireTime: now,
+          },
+        });
+        this.o.log?.info('released the lease');
+        return;
+      } catch (err) {
+        if (isConflict(err)) continue;
+        this.o.log?.warn({ err: { message: (err as Error).message } }, 'could not release the lease');
+        return;
+      }
     }
   }
 }
