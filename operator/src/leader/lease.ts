@@ -42,7 +42,8 @@ export function microTime(d: Date): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const jitter = (ms: number) => ms * (1 + Math.random() * 0.2);
+// Small jitter: a standby polls every ~2 s, so a dead leader is replaced within lease + 2 polls (< 20 s).
+const jitter = (ms: number) => ms * (1 + Math.random() * 0.05);
 
 export class LeaderElector {
   private leading = false;
