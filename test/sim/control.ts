@@ -100,6 +100,9 @@ async function post(sim: Sim, path: string, b: Body): Promise<unknown> {
         itemId: str(b, 'itemId'),
         orderId: str(b, 'orderId'),
         kind: str(b, 'kind') as TradeKind,
+        quantity: typeof b.quantity === 'number' ? b.quantity : undefined,
+        spec: optStr(b, 'spec'),
+        amount: optStr(b, 'amount'),
       });
     case 'typing':
       await sim.pushTyping({ sellerId: str(b, 'sellerId'), buyerId: str(b, 'buyerId') });

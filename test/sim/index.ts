@@ -101,6 +101,10 @@ export interface Sim {
     itemId: string;
     orderId: string;
     kind: TradeKind;
+    /** Order-detail facts (first card of an order sets them; default quantity 1). */
+    quantity?: number;
+    spec?: string;
+    amount?: string;
   }): Promise<{ chatId: string; messageId: string }>;
   pushTyping(o: { sellerId: string; buyerId: string }): Promise<void>;
   pushSystemNotice(o: { sellerId: string }): Promise<void>;
@@ -248,6 +252,9 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
         itemId: o.itemId,
         chatId: chat.chatId,
         status: o.kind,
+        quantity: o.quantity ?? prev?.quantity ?? 1,
+        ...((o.spec ?? prev?.spec) ? { spec: o.spec ?? prev?.spec } : {}),
+        ...((o.amount ?? prev?.amount) ? { amount: o.amount ?? prev?.amount } : {}),
       });
       const m = tradeMessage(state, chat, o.kind, o.orderId);
       im.publish(m);

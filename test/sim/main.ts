@@ -21,7 +21,8 @@ Control API (JSON POST unless noted):
   /_sim/sellers {unb?,nick?}                  /_sim/items {sellerId,title,price,desc?,itemId?,skuList?}
   /_sim/buyer-says {sellerId,buyerId,text,buyerNick?,itemId?,chatId?,createdAt?,sessionType?}
   /_sim/seller-says {sellerId,chatId,buyerId,text}
-  /_sim/trade-card {sellerId,buyerId,itemId,orderId,kind}
+  /_sim/trade-card {sellerId,buyerId,itemId,orderId,kind,quantity?,spec?,amount?}
+  GET /order-detail?orderId=<id>&role=seller   the seller's order page (cookies required)
   /_sim/typing {sellerId,buyerId}   /_sim/system-notice {sellerId}   /_sim/entries {sellerId,entries,plainJson?}
   /_sim/inject/<name>  riskControl|sessionExpired|tokenExpired|silent|duplicatePushes|rejectRegister {sellerId,on}
                        dropSockets {sellerId,closeFrame}  malformedPush {sellerId}  slowMs {ms}

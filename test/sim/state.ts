@@ -67,6 +67,12 @@ export interface Order {
   itemId: string;
   chatId: string;
   status: TradeKind;
+  /** Units bought (the order-detail page shows it; default 1). */
+  quantity: number;
+  /** 规格 of a multi-spec item as the order page shows it, e.g. "版本:标准版". */
+  spec?: string;
+  /** Amount paid in yuan, e.g. "19.80". */
+  amount?: string;
   shippedAt?: number;
   freeShippingAt?: number;
 }

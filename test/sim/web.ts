@@ -75,6 +75,40 @@ export async function handleWeb(
     });
     return true;
   }
+  if (path === '/order-detail') {
+    // www.goofish.com/order-detail?orderId=<id>&role=seller: no API exists; the reference projects
+    // scrape this page for 规格名:规格值, quantity and amount. Here it is rendered on the server.
+    const cookies = parseCookies(req.headers.cookie);
+    const seller = state.sellers.get(cookies.get('unb') ?? '');
+    const order = state.orders.get(url.searchParams.get('orderId') ?? '');
+    await delay(state.inject.slowMs);
+    if (!seller || cookies.get('cookie2') !== seller.jar.get('cookie2') || seller.flags.sessionExpired) {
+      res.writeHead(302, { location: '/mini_login.htm' });
+      res.end();
+      return true;
+    }
+    if (!order || order.sellerId !== seller.unb) {
+      res.writeHead(404, { 'content-type': 'text/html;charset=UTF-8' });
+      res.end('<!doctype html><html><body><div class="error">订单不存在</div></body></html>');
+      return true;
+    }
+    const item = state.items.get(order.itemId);
+    const esc = (t: string) => t.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+    const unit = Number(item?.price ?? '0');
+    const amount = order.amount ?? (unit * order.quantity).toFixed(2);
+    const html =
+      '<!doctype html><html><head><meta charset="utf-8"><title>订单详情</title></head><body>' +
+      `<div class="order-status">${esc(order.status)}</div>` +
+      `<div class="item"><div class="title">${esc(item?.title ?? '')}</div>` +
+      (order.spec ? `<div class="sku">${esc(order.spec)}</div>` : '') +
+      `<div class="price">¥${esc(item?.price ?? '')}</div><div class="quantity">x${order.quantity}</div></div>` +
+      `<div class="pay">实付款 ¥${esc(amount)}</div>` +
+      `<div class="info"><div>订单编号:${esc(order.orderId)}</div></div>` +
+      '</body></html>';
+    res.writeHead(200, { 'content-type': 'text/html;charset=UTF-8' });
+    res.end(html);
+    return true;
+  }
   if (/\/_____tmd_____\/punish$/.test(path)) {
     await readBody(req);
     const html =

@@ -1,7 +1,14 @@
 import type { Server } from 'node:http';
 import { type AiClient, createAiClient } from './ai/client.js';
 import type { LoadedConfig } from './config/load.js';
+import { crashHookFromEnv } from './delivery/crash.js';
+import { logNotifier } from './delivery/notify.js';
+import { browserDetails, httpDetails, noDetails, type OrderDetailsSource } from './delivery/order-details.js';
+import { PoolWatcher } from './delivery/pools.js';
+import { DeliveryService } from './delivery/service.js';
+import { DeliveryStore } from './delivery/store.js';
 import { createHttpApp } from './http/server.js';
+import { type AccountLease, advisoryLease, singleProcessLease } from './lease.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { parseCookies } from './protocol/cookies.js';
@@ -21,6 +28,8 @@ export interface Workload {
   readonly store: Store;
   readonly metrics: Metrics;
   readonly log: Logger;
+  readonly delivery: DeliveryService;
+  readonly lease: AccountLease;
   /** Finishes in-flight replies (≤ 10 s), closes the socket, the HTTP server and the database. */
   stop(): Promise<void>;
 }
@@ -36,7 +45,10 @@ const STATES: SessionState[] = [
   'stopped',
 ];
 
-export async function startWorkload(loaded: LoadedConfig, opts: { log?: Logger } = {}): Promise<Workload> {
+export async function startWorkload(
+  loaded: LoadedConfig,
+  opts: { log?: Logger; onFatal?: (err: Error) => void } = {},
+): Promise<Workload> {
   const { config, cookies, aiApiKey } = loaded;
   let session: XianyuSession | undefined;
   // Cookie values (not the numeric seller id) and the AI key are scrubbed from free text.
@@ -68,34 +80,90 @@ export async function startWorkload(loaded: LoadedConfig, opts: { log?: Logger }
       timeoutMs: config.reply.ai.timeoutMs,
     });
   }
+  const itemLookup = createItemLookup(store, config.account.id, async (itemId) => {
+    const d = await mtop.getItemDetail(itemId);
+    return {
+      title: d.title,
+      ...(d.soldPrice !== undefined ? { price: String(d.soldPrice) } : {}),
+      ...(d.desc ? { description: d.desc } : {}),
+    };
+  });
   const responder = new Responder({
     config,
     sellerId,
     send: (chatId, to, text) => s.sendText(chatId, to, text),
     store,
     ...(ai ? { ai } : {}),
-    itemInfo: createItemLookup(store, config.account.id, async (itemId) => {
-      const d = await mtop.getItemDetail(itemId);
-      return {
-        title: d.title,
-        ...(d.soldPrice !== undefined ? { price: String(d.soldPrice) } : {}),
-        ...(d.desc ? { description: d.desc } : {}),
-      };
-    }),
+    itemInfo: itemLookup,
     metrics,
     log,
   });
-  s.on('message', (m) => responder.handle(m));
+  // Auto-delivery: orders from trade messages, the state machine in the database.
+  const crash = crashHookFromEnv();
+  const dcfg = config.delivery;
+  const od = dcfg.orderDetails;
+  const details: OrderDetailsSource =
+    od.source === 'browser'
+      ? browserDetails({
+          url: od.url,
+          cookies: () => s.cookies(),
+          chromiumPath: od.chromiumPath,
+          timeoutMs: od.timeoutMs,
+          log,
+        })
+      : od.source === 'http'
+        ? httpDetails({ url: od.url, cookies: () => s.cookies(), timeoutMs: od.timeoutMs })
+        : noDetails();
+  const deliveryStore = new DeliveryStore(sql);
+  const delivery = new DeliveryService({
+    config,
+    sellerId,
+    store: deliveryStore,
+    im: s,
+    mtop,
+    itemInfo: itemLookup,
+    details,
+    notifier: logNotifier(log),
+    metrics,
+    log,
+    crash,
+  });
+  const pools = new PoolWatcher({
+    pools: dcfg.pools,
+    store: deliveryStore,
+    log,
+    intervalMs: dcfg.poolCheckIntervalMs,
+    crash,
+    onStock: (pool) => delivery.stockAdded(pool),
+    onChecked: (pool) => delivery.checkStock(pool),
+  });
+
+  s.on('message', (m) => {
+    if (dcfg.enabled) delivery.onMessage(m);
+    responder.handle(m);
+  });
+  s.on('push', (e) => {
+    if (dcfg.enabled) delivery.onPush(e);
+  });
   s.on('state', (st) => {
     metrics.connected.set(st.state === 'registered' ? 1 : 0);
     for (const name of STATES) metrics.sessionState.set({ state: name }, name === st.state ? 1 : 0);
+    if (st.state === 'registered' && dcfg.enabled) delivery.onConnected();
   });
+
+  // One process holds the account at a time; a second one waits (not ready) and takes over.
+  const lease: AccountLease = config.database.url
+    ? advisoryLease({ url: config.database.url, accountId: config.account.id, log })
+    : singleProcessLease();
+  metrics.accountHeld.set(0);
 
   const http = createHttpApp({
     accountId: config.account.id,
     session: () => s.status(),
     pingDatabase: () => store.ping(),
     metrics,
+    notReady: () => (lease.held ? undefined : 'standby'),
+    extraStatus: () => ({ lease: { kind: lease.kind, held: lease.held }, delivery: delivery.status() }),
   });
   let server: Server;
   try {
@@ -107,7 +175,27 @@ export async function startWorkload(loaded: LoadedConfig, opts: { log?: Logger }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;
   log.info({ port }, 'http listening: /health /ready /metrics /status');
-  s.start();
+  let stopRequested = false;
+  const holding = lease
+    .acquire()
+    .then(() => {
+      if (stopRequested) return;
+      metrics.accountHeld.set(1);
+      s.start();
+      if (dcfg.enabled) {
+        pools.start();
+        delivery.start();
+      }
+    })
+    .catch((err: Error) => {
+      if (!stopRequested) log.error({ err }, 'account lease: giving up');
+    });
+  lease.onLost((err) => {
+    metrics.accountHeld.set(0);
+    // Another process may take the account over now: stop touching it at once.
+    void s.stop();
+    opts.onFatal?.(err);
+  });
 
   let stopping: Promise<void> | undefined;
   return {
@@ -116,11 +204,17 @@ export async function startWorkload(loaded: LoadedConfig, opts: { log?: Logger }
     store,
     metrics,
     log,
+    delivery,
+    lease,
     stop() {
       stopping ??= (async () => {
-        log.info('shutting down: finishing in-flight replies');
-        await responder.drain(10_000);
+        stopRequested = true;
+        log.info('shutting down: finishing in-flight replies and deliveries');
+        await pools.stop();
+        await Promise.all([responder.drain(10_000), delivery.stop(10_000)]);
         await s.stop();
+        await lease.stop();
+        await holding;
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();

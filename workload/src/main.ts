@@ -47,7 +47,8 @@ async function main(argv: string[]): Promise<number> {
   }
   // Loaded only to run: `check` and `--help` stay fast and need no database or network code.
   const { startWorkload } = await import('./app.js');
-  const workload = await startWorkload(loaded);
+  let fatal: ((err: Error) => void) | undefined;
+  const workload = await startWorkload(loaded, { onFatal: (err) => fatal?.(err) });
   return new Promise<number>((resolve) => {
     const shutdown = (signal: string) => {
       workload.log.info({ signal }, 'signal received');
@@ -60,6 +61,12 @@ async function main(argv: string[]): Promise<number> {
           resolve(1);
         },
       );
+    };
+    fatal = (err) => {
+      workload.log.error({ err }, 'fatal: stopping');
+      const force = setTimeout(() => resolve(1), 15_000);
+      force.unref();
+      workload.stop().finally(() => resolve(1));
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));

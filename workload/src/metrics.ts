@@ -68,6 +68,35 @@ export function createMetrics(accountId: string) {
       labelNames: ['reason'],
       registers: r,
     }),
+    deliveries: new Counter({
+      name: 'xianyu_deliveries_total',
+      help: 'Auto-delivery outcomes (sent, found_in_history, confirmed, delivered, cancelled, redelivered, rejected, send_error, no_order_id)',
+      labelNames: ['result'],
+      registers: r,
+    }),
+    paidToSent: new Histogram({
+      name: 'xianyu_delivery_paid_to_sent_seconds',
+      help: 'From the paid trade message to each unit sent',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: r,
+    }),
+    stock: new Gauge({
+      name: 'xianyu_delivery_stock_codes',
+      help: 'Free codes per pool',
+      labelNames: ['pool'],
+      registers: r,
+    }),
+    ordersWaiting: new Gauge({
+      name: 'xianyu_orders_waiting',
+      help: 'Paid orders not delivered yet, by reason (pending, delivering, out_of_stock, no_rule ...)',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    accountHeld: new Gauge({
+      name: 'xianyu_account_lease_held',
+      help: '1 while this process holds the account (IM session and delivery), 0 on standby',
+      registers: r,
+    }),
   };
 }
 

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
@@ -69,6 +69,17 @@ export function loadConfig(
   if (!config.dataDir.startsWith('/')) config.dataDir = resolve(base, config.dataDir);
 
   const problems: string[] = [];
+  // Pool files: relative to the config file; each must be readable (its content is never printed).
+  for (const [name, pool] of Object.entries(config.delivery.pools)) {
+    pool.file = resolve(base, pool.file);
+    try {
+      accessSync(pool.file, constants.R_OK);
+    } catch (err) {
+      problems.push(
+        `delivery.pools.${name}.file: cannot read ${pool.file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
+    }
+  }
   const cookies = readSecret(
     config.account.cookies,
     config.account.cookiesFile,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ruleConflicts } from '../delivery/rules.js';
 
 // The one schema of the workload's configuration. Types, defaults and validation all come
 // from here; `check --config FILE` prints its errors with their field paths.
@@ -99,6 +100,149 @@ const session = z.object({
   registerSettleMs: z.number().int().min(0).default(1_000).describe('Pause between /reg and ackDiff'),
 });
 
+// ---- auto-delivery (自动发货) ----
+
+const specMatch = z
+  .object({ name: nonEmpty.describe('规格名, e.g. 版本'), value: nonEmpty.describe('规格值, e.g. 标准版') })
+  .describe('Only orders of this spec (规格) of a multi-spec item');
+
+const deliverySource = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('pool'),
+    pool: nonEmpty.describe('Name of a pool in delivery.pools: one code per unit, each handed out once'),
+  }),
+  z.object({
+    type: z.literal('text'),
+    text: nonEmpty.describe('Fixed text with placeholders; it is {code} in the message'),
+  }),
+  z.object({
+    type: z.literal('http'),
+    url: nonEmpty.describe(
+      'URL with placeholders ({order_id} {unit} {item_id} {quantity} {spec}), URL-encoded',
+    ),
+    method: z.enum(['GET', 'POST']).default('GET'),
+    body: z.string().optional().describe('POST body with placeholders (JSON-escaped)'),
+    headers: z.record(z.string(), z.string()).default({}),
+    field: z.string().optional().describe('Take this field of a JSON answer; default: the whole body'),
+    timeoutMs: z.number().int().positive().default(5000),
+    retries: z.number().int().min(0).max(10).default(3),
+    retryDelayMs: z.number().int().min(0).default(500),
+  }),
+  z.object({
+    type: z.literal('image'),
+    url: z.url().describe('A Xianyu CDN image URL (upload it first); sent as an image message'),
+    width: z.number().int().positive().default(800),
+    height: z.number().int().positive().default(600),
+  }),
+]);
+
+const deliveryRule = z
+  .object({
+    name: nonEmpty.describe('Unique rule name (logs, metrics, the orders table)'),
+    itemIds: z.array(nonEmpty).min(1).optional().describe('Orders of these items'),
+    keywords: z
+      .array(nonEmpty)
+      .min(1)
+      .optional()
+      .describe('Orders whose item title + description contains any of these (when no item rule matches)'),
+    spec: specMatch.optional(),
+    source: deliverySource,
+    message: z
+      .string()
+      .min(1)
+      .default('{code}')
+      .describe('Sent per unit; placeholders {code} {order_id} {item_title} {quantity} {buyer_name} {unit}'),
+    delayMs: z.number().int().min(0).default(0).describe('Wait after payment before sending'),
+    confirmShipment: z.boolean().optional().describe('Override of delivery.confirmShipment'),
+  })
+  .superRefine((r, ctx) => {
+    if ((r.itemIds === undefined) === (r.keywords === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['itemIds'],
+        message: 'give either itemIds or keywords (exactly one)',
+      });
+    }
+    if (r.source.type === 'image' && /\{code\}/.test(r.message) && r.message !== '{code}') {
+      ctx.addIssue({ code: 'custom', path: ['message'], message: 'an image source sends the image only' });
+    }
+  });
+
+const deliveryPool = z.object({
+  file: nonEmpty.describe('Codes, one per line (a mounted Secret); re-imported whenever it changes'),
+  lowStock: z
+    .number()
+    .int()
+    .min(0)
+    .default(5)
+    .describe('Raise a low-stock event at or below this many free codes'),
+});
+
+const delivery = z
+  .object({
+    enabled: z.boolean().default(true),
+    confirmShipment: z
+      .boolean()
+      .default(true)
+      .describe('Call mtop.taobao.idle.logistic.consign.dummy after every unit was sent'),
+    freeShipping: z
+      .boolean()
+      .default(true)
+      .describe('Bargain orders (我已小刀，待刀成): call the free-shipping API before delivering'),
+    unitIntervalMs: z.number().int().min(0).default(1000).describe('Pause between the units of one order'),
+    concurrency: z.number().int().min(1).max(256).default(16).describe('Orders delivered at once'),
+    retryIntervalMs: z.number().int().positive().default(30_000).describe('Re-check of waiting orders'),
+    poolCheckIntervalMs: z
+      .number()
+      .int()
+      .positive()
+      .default(5_000)
+      .describe('How often pool files are checked'),
+    orderDetails: z
+      .object({
+        source: z
+          .enum(['none', 'browser', 'http'])
+          .default('none')
+          .describe(
+            'none: quantity 1, no spec; browser: render the order-detail page in Chromium (playwright-core); ' +
+              'http: fetch the same page without a browser (only for server-rendered pages, e.g. the simulator)',
+          ),
+        url: z
+          .string()
+          .default('https://www.goofish.com/order-detail?orderId={order_id}&role=seller')
+          .describe('Order-detail page; {order_id} is replaced'),
+        chromiumPath: z.string().default('/usr/bin/chromium'),
+        timeoutMs: z.number().int().positive().default(15_000),
+      })
+      .prefault({}),
+    pools: z.record(nonEmpty, deliveryPool).default({}),
+    rules: z.array(deliveryRule).default([]),
+  })
+  .superRefine((d, ctx) => {
+    const names = new Map<string, number>();
+    d.rules.forEach((r, i) => {
+      const prev = names.get(r.name);
+      if (prev !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'name'],
+          message: `duplicate rule name (also rules.${prev})`,
+        });
+      }
+      names.set(r.name, i);
+      if (r.source.type === 'pool' && !(r.source.pool in d.pools)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'source', 'pool'],
+          message: `no pool "${r.source.pool}" in delivery.pools`,
+        });
+      }
+    });
+    for (const c of ruleConflicts(d.rules)) {
+      ctx.addIssue({ code: 'custom', path: ['rules', c.b], message: c.message });
+    }
+  });
+
 export const configSchema = z.object({
   account: z
     .object({
@@ -119,6 +263,7 @@ export const configSchema = z.object({
     .prefault({}),
   session: session.prefault({}),
   reply: reply.prefault({}),
+  delivery: delivery.prefault({}),
   database: z.object({ url: z.string().optional() }).prefault({}),
   dataDir: z.string().default('./data').describe('PGlite data directory when no database URL is given'),
   server: z
@@ -135,3 +280,6 @@ export type KeywordRule = Config['reply']['keywords'][number];
 export type ReplyConfig = Config['reply'];
 export type SessionConfig = Config['session'];
 export type AiConfig = Config['reply']['ai'];
+export type DeliveryConfig = Config['delivery'];
+export type DeliveryRule = DeliveryConfig['rules'][number];
+export type DeliverySource = DeliveryRule['source'];

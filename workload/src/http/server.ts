@@ -13,6 +13,8 @@ export interface Probes {
   pingDatabase: () => Promise<void>;
   metrics: Metrics;
   extraStatus?: () => Record<string, unknown>;
+  /** A reason this process is not ready regardless of the session (e.g. `standby`), or undefined. */
+  notReady?: () => string | undefined;
 }
 
 /** Above this event-loop delay the process counts as wedged and /health fails. */
@@ -43,6 +45,11 @@ export function createHttpApp(p: Probes) {
   });
 
   app.get('/ready', async (_req, res) => {
+    const held = p.notReady?.();
+    if (held) {
+      res.status(503).json({ ready: false, reason: held });
+      return;
+    }
     const s = p.session();
     if (s.state !== 'registered') {
       res.status(503).json({

@@ -31,6 +31,7 @@ export const LWP = {
   send: '/r/MessageSend/sendByReceiverScope',
   history: '/r/MessageManager/listUserMessages',
   createConversation: '/r/SingleChatConversation/create',
+  listConversations: '/r/Conversation/listNewestPagination',
 } as const;
 
 /** First page cursor of listUserMessages: Number.MAX_SAFE_INTEGER. */

@@ -241,6 +241,50 @@ export function parseHistoryResponse(frame: LwpFrame): HistoryPage {
   };
 }
 
+export interface ConversationSummary {
+  chatId: string;
+  /** The other side (pairFirst), without @goofish. */
+  peerId?: string;
+  itemId?: string;
+  modifiedAt?: number;
+  lastMessage?: HistoryMessage;
+}
+
+export interface ConversationPage {
+  hasMore: boolean;
+  nextCursor?: number;
+  conversations: ConversationSummary[];
+}
+
+/** `/r/Conversation/listNewestPagination` answer: `body.userConvs[].singleChatUserConversation`. */
+export function parseConversationList(frame: LwpFrame): ConversationPage {
+  const body = obj(frame.body) ?? {};
+  const convs = Array.isArray(body.userConvs) ? body.userConvs : [];
+  const conversations: ConversationSummary[] = [];
+  for (const c of convs) {
+    const u = obj(obj(c)?.singleChatUserConversation);
+    const conv = obj(u?.singleChatConversation);
+    const cid = conv?.cid;
+    if (typeof cid !== 'string') continue;
+    const s: ConversationSummary = { chatId: bareId(cid) };
+    if (typeof conv?.pairFirst === 'string') s.peerId = bareId(conv.pairFirst);
+    const itemId = obj(conv?.extension)?.itemId;
+    if (typeof itemId === 'string' && itemId) s.itemId = itemId;
+    if (typeof u?.modifyTime === 'number') s.modifiedAt = u.modifyTime;
+    if (u?.lastMessage) {
+      const page = parseHistoryResponse({ body: { userMessageModels: [u.lastMessage] } });
+      if (page.messages[0]) s.lastMessage = page.messages[0];
+    }
+    conversations.push(s);
+  }
+  const next = Number(body.nextCursor);
+  return {
+    hasMore: body.hasMore === 1 || body.hasMore === true,
+    nextCursor: Number.isFinite(next) && body.nextCursor !== undefined ? next : undefined,
+    conversations,
+  };
+}
+
 /** The sync entries of a push, when the frame is a sync package (non-empty `syncPushPackage.data`). */
 export function syncEntries(frame: LwpFrame): unknown[] | undefined {
   const data = obj(obj(obj(frame.body)?.syncPushPackage))?.data;

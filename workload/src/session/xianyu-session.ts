@@ -7,14 +7,17 @@ import { readUnb } from '../protocol/cookies.js';
 import {
   ackDiffFrame,
   ackFrame,
+  type ConversationPage,
   type HistoryPage,
   heartbeatFrame,
   isResponse,
   type LwpFrame,
   listUserMessagesFrame,
+  parseConversationList,
   parseHistoryResponse,
   parseSendResponse,
   registerFrame,
+  sendImageFrame,
   sendTextFrame,
   syncEntries,
 } from '../protocol/frames.js';
@@ -207,6 +210,46 @@ export class XianyuSession extends EventEmitter implements ImSession {
       if (n > 0) this.#inFlight.set(key, n);
       else this.#inFlight.delete(key);
     }
+  }
+
+  /** Sends an image (a Xianyu CDN URL, protocol §1.10); resolves with the server's messageId. */
+  async sendImage(
+    chatId: string,
+    toUserId: string,
+    image: { url: string; width?: number; height?: number },
+  ): Promise<{ messageId: string }> {
+    const conn = this.#registeredConn();
+    const id = uuid();
+    this.#ownIds.add(id);
+    const frame = sendImageFrame({
+      mid: mid(),
+      uuid: id,
+      chatId,
+      toUserId,
+      myUserId: this.sellerId,
+      ...image,
+    });
+    const r = parseSendResponse(await conn.request(frame, this.#requestTimeoutMs));
+    if (!r.ok) {
+      this.#log.warn({ chatId, reason: r.reason }, 'image send rejected');
+      throw new SendRejectedError(r.reason);
+    }
+    this.#ownIds.add(r.messageId);
+    return { messageId: r.messageId };
+  }
+
+  /**
+   * One page of the conversation list, newest first (`/r/Conversation/listNewestPagination`,
+   * protocol §1.10): conversations modified at or before `startTs`.
+   */
+  async listConversations(startTs: number, limit = 20): Promise<ConversationPage> {
+    const conn = this.#registeredConn();
+    const answer = await conn.request(
+      { lwp: LWP.listConversations, headers: { mid: mid() }, body: [startTs, limit] },
+      this.#requestTimeoutMs,
+    );
+    if (answer.code !== 200) throw new Error(`listNewestPagination answered code ${answer.code ?? 'none'}`);
+    return parseConversationList(answer);
   }
 
   /** One page of a chat's history (protocol §1.10); pass `nextCursor` for older pages. */

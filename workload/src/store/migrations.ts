@@ -74,6 +74,96 @@ CREATE TABLE bargain_rounds (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'orders, code pools, delivery units',
+    sql: `
+-- One row per order and account: status from trade messages (never backwards except into
+-- refund/cancel) and where its delivery stands.
+CREATE TABLE orders (
+  account_id       text        NOT NULL,
+  order_id         text        NOT NULL,
+  chat_id          text,
+  buyer_id         text,
+  buyer_name       text,
+  item_id          text,
+  status           text        NOT NULL,
+  status_at        timestamptz NOT NULL,
+  paid_at          timestamptz,
+  bargain          boolean     NOT NULL DEFAULT false,
+  free_shipping_at timestamptz,
+  quantity         integer     NOT NULL DEFAULT 1 CHECK (quantity >= 1),
+  spec             text,
+  amount           text,
+  details_at       timestamptz,
+  delivery_state   text        NOT NULL DEFAULT 'none',
+  waiting_reason   text,
+  rule             text,
+  confirm_wanted   boolean,
+  next_attempt_at  timestamptz,
+  redeliver_at     timestamptz,
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  updated_at       timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (account_id, order_id)
+);
+CREATE INDEX orders_open ON orders (account_id, delivery_state)
+  WHERE delivery_state IN ('pending', 'waiting', 'delivering');
+CREATE INDEX orders_chat ON orders (account_id, chat_id, status_at);
+
+-- Codes of a named pool (shared by every account that names it). A code is free while
+-- account_id is NULL; claiming sets (account_id, order_id, unit) in the transaction that
+-- inserts the delivery unit.
+CREATE TABLE pool_codes (
+  id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  pool        text        NOT NULL,
+  code        text        NOT NULL,
+  imported_at timestamptz NOT NULL DEFAULT now(),
+  withdrawn   boolean     NOT NULL DEFAULT false,
+  account_id  text,
+  order_id    text,
+  unit        integer,
+  claimed_at  timestamptz,
+  UNIQUE (pool, code),
+  UNIQUE (account_id, order_id, unit)
+);
+CREATE INDEX pool_codes_free ON pool_codes (pool, id) WHERE account_id IS NULL AND NOT withdrawn;
+
+-- The last fully imported version of each pool file.
+CREATE TABLE pool_files (
+  pool        text        PRIMARY KEY,
+  sha256      text        NOT NULL,
+  lines       integer     NOT NULL,
+  imported_at timestamptz NOT NULL
+);
+
+-- One row per order unit: claimed -> sent -> confirmed. The payload is the rendered message
+-- (it holds the code); it never leaves the database except into the buyer's chat.
+CREATE TABLE delivery_units (
+  account_id    text        NOT NULL,
+  order_id      text        NOT NULL,
+  unit          integer     NOT NULL CHECK (unit >= 0),
+  rule          text        NOT NULL,
+  kind          text        NOT NULL CHECK (kind IN ('text', 'image')),
+  code_id       bigint      UNIQUE REFERENCES pool_codes (id),
+  payload       text        NOT NULL,
+  state         text        NOT NULL CHECK (state IN ('claimed', 'sent', 'confirmed')),
+  message_id    text,
+  claimed_at    timestamptz NOT NULL,
+  send_after    timestamptz NOT NULL,
+  sent_at       timestamptz,
+  confirmed_at  timestamptz,
+  send_attempts integer     NOT NULL DEFAULT 0,
+  redelivered   integer     NOT NULL DEFAULT 0,
+  PRIMARY KEY (account_id, order_id, unit)
+);
+
+-- Up to when each account's conversations were swept for missed trade cards.
+CREATE TABLE order_sweeps (
+  account_id  text        PRIMARY KEY,
+  swept_until timestamptz NOT NULL
+);
+`,
+  },
 ];
 
 /**

@@ -1,0 +1,580 @@
+// Orders, code pools and delivery units over plain SQL (PostgreSQL or PGlite). Every write that
+// moves a unit is one statement or one transaction, guarded by the state it expects, so a
+// process that dies between two of them leaves a state `planOrder` can resume from.
+import { canTransition, type OrderStatus } from '../protocol/orders.js';
+import type { Queryable, Sql } from '../store/types.js';
+import { type DeliveryState, isPayable, type UnitState } from './state.js';
+
+export interface OrderRow {
+  accountId: string;
+  orderId: string;
+  chatId: string | null;
+  buyerId: string | null;
+  buyerName: string | null;
+  itemId: string | null;
+  status: OrderStatus;
+  statusAt: Date;
+  paidAt: Date | null;
+  bargain: boolean;
+  freeShippingAt: Date | null;
+  quantity: number;
+  spec: string | null;
+  amount: string | null;
+  detailsAt: Date | null;
+  deliveryState: DeliveryState;
+  waitingReason: string | null;
+  rule: string | null;
+  confirmWanted: boolean | null;
+  nextAttemptAt: Date | null;
+  redeliverAt: Date | null;
+  updatedAt: Date;
+}
+
+export interface UnitRow {
+  orderId: string;
+  unit: number;
+  rule: string;
+  kind: 'text' | 'image';
+  codeId: number | null;
+  payload: string;
+  state: UnitState;
+  messageId: string | null;
+  claimedAt: Date;
+  sendAfter: Date;
+  sentAt: Date | null;
+  confirmedAt: Date | null;
+  sendAttempts: number;
+  redelivered: number;
+}
+
+export interface OrderEvent {
+  orderId: string;
+  chatId?: string | undefined;
+  buyerId?: string | undefined;
+  buyerName?: string | undefined;
+  itemId?: string | undefined;
+  /** The status the message announces (protocol §1.9), when any. */
+  status?: OrderStatus | undefined;
+  /** A bargain (小刀) card: the order is paid once the bargain completes. */
+  bargain?: boolean | undefined;
+  at: Date;
+}
+
+export interface StockCount {
+  pool: string;
+  free: number;
+  claimed: number;
+  withdrawn: number;
+}
+
+type Row = Record<string, unknown>;
+
+const date = (v: unknown): Date | null => {
+  if (v === null || v === undefined) return null;
+  if (v instanceof Date) return v;
+  const d = new Date(v as string);
+  return Number.isNaN(d.getTime()) ? null : d;
+};
+const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+function toOrder(r: Row): OrderRow {
+  return {
+    accountId: String(r.account_id),
+    orderId: String(r.order_id),
+    chatId: str(r.chat_id),
+    buyerId: str(r.buyer_id),
+    buyerName: str(r.buyer_name),
+    itemId: str(r.item_id),
+    status: String(r.status) as OrderStatus,
+    statusAt: date(r.status_at)!,
+    paidAt: date(r.paid_at),
+    bargain: r.bargain === true,
+    freeShippingAt: date(r.free_shipping_at),
+    quantity: Number(r.quantity),
+    spec: str(r.spec),
+    amount: str(r.amount),
+    detailsAt: date(r.details_at),
+    deliveryState: String(r.delivery_state) as DeliveryState,
+    waitingReason: str(r.waiting_reason),
+    rule: str(r.rule),
+    confirmWanted:
+      r.confirm_wanted === null || r.confirm_wanted === undefined ? null : r.confirm_wanted === true,
+    nextAttemptAt: date(r.next_attempt_at),
+    redeliverAt: date(r.redeliver_at),
+    updatedAt: date(r.updated_at)!,
+  };
+}
+
+function toUnit(r: Row): UnitRow {
+  return {
+    orderId: String(r.order_id),
+    unit: Number(r.unit),
+    rule: String(r.rule),
+    kind: r.kind === 'image' ? 'image' : 'text',
+    codeId: r.code_id === null || r.code_id === undefined ? null : Number(r.code_id),
+    payload: String(r.payload),
+    state: String(r.state) as UnitState,
+    messageId: str(r.message_id),
+    claimedAt: date(r.claimed_at)!,
+    sendAfter: date(r.send_after)!,
+    sentAt: date(r.sent_at),
+    confirmedAt: date(r.confirmed_at),
+    sendAttempts: Number(r.send_attempts),
+    redelivered: Number(r.redelivered),
+  };
+}
+
+const ORDER_COLS = `account_id, order_id, chat_id, buyer_id, buyer_name, item_id, status, status_at, paid_at,
+  bargain, free_shipping_at, quantity, spec, amount, details_at, delivery_state, waiting_reason, rule,
+  confirm_wanted, next_attempt_at, redeliver_at, updated_at`;
+const UNIT_COLS = `order_id, unit, rule, kind, code_id, payload, state, message_id, claimed_at, send_after,
+  sent_at, confirmed_at, send_attempts, redelivered`;
+
+/** What applying an order event did. */
+export interface OrderUpdate {
+  order: OrderRow;
+  /** The status changed (or the order is new). */
+  changed: boolean;
+  /** The order just became owed goods (pending delivery). */
+  becamePayable: boolean;
+}
+
+export interface ClaimInput {
+  accountId: string;
+  orderId: string;
+  rule: string;
+  confirmWanted: boolean;
+  units: number[];
+  kind: 'text' | 'image';
+  sendAfter: Date;
+  /** From a pool: one code per unit, reserved in this transaction. */
+  pool?: string;
+  /** Renders the unit's message from its code (pool) or source value. */
+  render: (unit: number, code: string | undefined) => string;
+}
+
+export type ClaimResult =
+  | { ok: true; units: UnitRow[] }
+  | { ok: false; reason: 'out_of_stock'; free: number };
+
+export class DeliveryStore {
+  constructor(readonly sql: Sql) {}
+
+  // ---- orders ----
+
+  /**
+   * Applies a trade message to the order: status moves only forward (or into refund/cancel);
+   * ids and names are filled in when first known. One transaction with a row lock, so two
+   * messages of one order applied at once cannot lose either.
+   */
+  async applyOrderEvent(accountId: string, ev: OrderEvent): Promise<OrderUpdate> {
+    return this.sql.transaction(async (tx) => {
+      const { rows } = await tx.query<Row>(
+        `SELECT ${ORDER_COLS} FROM orders WHERE account_id = $1 AND order_id = $2 FOR UPDATE`,
+        [accountId, ev.orderId],
+      );
+      const prev = rows[0] ? toOrder(rows[0]) : undefined;
+      const target: OrderStatus | undefined = ev.status ?? (prev ? undefined : 'processing');
+      const moves = target !== undefined && canTransition(prev?.status, target);
+      const status = moves ? target! : prev!.status;
+      const payable = isPayable(status);
+      const becamePayable =
+        payable && (!prev || prev.deliveryState === 'none' || prev.deliveryState === 'cancelled');
+      const deliveryState: DeliveryState = becamePayable ? 'pending' : (prev?.deliveryState ?? 'none');
+      const { rows: out } = await tx.query<Row>(
+        `INSERT INTO orders AS o (account_id, order_id, chat_id, buyer_id, buyer_name, item_id, status, status_at,
+           paid_at, bargain, delivery_state)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (account_id, order_id) DO UPDATE SET
+           chat_id = COALESCE(o.chat_id, EXCLUDED.chat_id),
+           buyer_id = COALESCE(o.buyer_id, EXCLUDED.buyer_id),
+           buyer_name = COALESCE(EXCLUDED.buyer_name, o.buyer_name),
+           item_id = COALESCE(o.item_id, EXCLUDED.item_id),
+           status = EXCLUDED.status,
+           status_at = CASE WHEN o.status = EXCLUDED.status THEN o.status_at ELSE EXCLUDED.status_at END,
+           paid_at = COALESCE(o.paid_at, EXCLUDED.paid_at),
+           bargain = o.bargain OR EXCLUDED.bargain,
+           delivery_state = EXCLUDED.delivery_state,
+           updated_at = now()
+         RETURNING ${ORDER_COLS}`,
+        [
+          accountId,
+          ev.orderId,
+          ev.chatId ?? null,
+          ev.buyerId ?? null,
+          ev.buyerName ?? null,
+          ev.itemId ?? null,
+          status,
+          ev.at,
+          payable ? ev.at : null,
+          ev.bargain === true,
+          deliveryState,
+        ],
+      );
+      return { order: toOrder(out[0]!), changed: !prev || prev.status !== status, becamePayable };
+    });
+  }
+
+  async getOrder(accountId: string, orderId: string): Promise<OrderRow | undefined> {
+    const { rows } = await this.sql.query<Row>(
+      `SELECT ${ORDER_COLS} FROM orders WHERE account_id = $1 AND order_id = $2`,
+      [accountId, orderId],
+    );
+    return rows[0] ? toOrder(rows[0]) : undefined;
+  }
+
+  async getUnits(accountId: string, orderId: string, q: Queryable = this.sql): Promise<UnitRow[]> {
+    const { rows } = await q.query<Row>(
+      `SELECT ${UNIT_COLS} FROM delivery_units WHERE account_id = $1 AND order_id = $2 ORDER BY unit`,
+      [accountId, orderId],
+    );
+    return rows.map(toUnit);
+  }
+
+  /** The latest order of a chat (red reminders carry no order id). */
+  async latestOrderOfChat(accountId: string, chatId: string): Promise<OrderRow | undefined> {
+    const { rows } = await this.sql.query<Row>(
+      `SELECT ${ORDER_COLS} FROM orders WHERE account_id = $1 AND chat_id = $2
+       ORDER BY status_at DESC, created_at DESC LIMIT 1`,
+      [accountId, chatId],
+    );
+    return rows[0] ? toOrder(rows[0]) : undefined;
+  }
+
+  /** Orders with delivery work left whose retry time has come. */
+  async openOrders(accountId: string, now = new Date()): Promise<string[]> {
+    const { rows } = await this.sql.query<{ order_id: string }>(
+      `SELECT order_id FROM orders
+       WHERE account_id = $1 AND delivery_state IN ('pending', 'waiting', 'delivering')
+         AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
+       ORDER BY paid_at NULLS LAST, order_id`,
+      [accountId, now],
+    );
+    return rows.map((r) => r.order_id);
+  }
+
+  /** Orders a human asked to deliver again (`redeliver ORDER`). */
+  async redeliverRequests(accountId: string): Promise<string[]> {
+    const { rows } = await this.sql.query<{ order_id: string }>(
+      'SELECT order_id FROM orders WHERE account_id = $1 AND redeliver_at IS NOT NULL ORDER BY redeliver_at',
+      [accountId],
+    );
+    return rows.map((r) => r.order_id);
+  }
+
+  async requestRedeliver(accountId: string, orderId: string): Promise<boolean> {
+    const { rows } = await this.sql.query(
+      `UPDATE orders SET redeliver_at = now(), updated_at = now()
+       WHERE account_id = $1 AND order_id = $2 RETURNING 1 AS ok`,
+      [accountId, orderId],
+    );
+    return rows.length > 0;
+  }
+
+  async clearRedeliver(accountId: string, orderId: string): Promise<void> {
+    await this.sql.query('UPDATE orders SET redeliver_at = NULL WHERE account_id = $1 AND order_id = $2', [
+      accountId,
+      orderId,
+    ]);
+  }
+
+  async setDetails(
+    accountId: string,
+    orderId: string,
+    d: { quantity: number; spec: string | null; amount: string | null },
+  ): Promise<void> {
+    await this.sql.query(
+      `UPDATE orders SET quantity = $3, spec = $4, amount = $5, details_at = now(), updated_at = now()
+       WHERE account_id = $1 AND order_id = $2 AND details_at IS NULL`,
+      [accountId, orderId, Math.max(1, Math.floor(d.quantity)), d.spec, d.amount],
+    );
+  }
+
+  async setFreeShippingDone(accountId: string, orderId: string): Promise<void> {
+    await this.sql.query(
+      `UPDATE orders SET free_shipping_at = now(), updated_at = now()
+       WHERE account_id = $1 AND order_id = $2 AND free_shipping_at IS NULL`,
+      [accountId, orderId],
+    );
+  }
+
+  /** Parks an order with a reason until `retryAt` (or until something wakes it). */
+  async setWaiting(accountId: string, orderId: string, reason: string, retryAt: Date | null): Promise<void> {
+    await this.sql.query(
+      `UPDATE orders SET delivery_state = 'waiting', waiting_reason = $3, next_attempt_at = $4, updated_at = now()
+       WHERE account_id = $1 AND order_id = $2 AND delivery_state IN ('pending', 'waiting', 'delivering')`,
+      [accountId, orderId, reason, retryAt],
+    );
+  }
+
+  /** Every order waiting for stock becomes due now (codes were added). */
+  async wakeWaiting(accountId: string, reasonPrefix: string): Promise<number> {
+    const { rows } = await this.sql.query(
+      `UPDATE orders SET next_attempt_at = NULL
+       WHERE account_id = $1 AND delivery_state = 'waiting' AND waiting_reason LIKE $2 || '%'
+       RETURNING 1 AS ok`,
+      [accountId, reasonPrefix],
+    );
+    return rows.length;
+  }
+
+  async finish(
+    accountId: string,
+    orderId: string,
+    state: 'delivered' | 'confirmed' | 'cancelled',
+  ): Promise<void> {
+    if (state === 'confirmed') {
+      await this.sql.transaction(async (tx) => {
+        await tx.query(
+          `UPDATE delivery_units SET state = 'confirmed', confirmed_at = now()
+           WHERE account_id = $1 AND order_id = $2 AND state = 'sent'`,
+          [accountId, orderId],
+        );
+        await tx.query(
+          `UPDATE orders SET delivery_state = 'confirmed', waiting_reason = NULL, next_attempt_at = NULL, updated_at = now()
+           WHERE account_id = $1 AND order_id = $2`,
+          [accountId, orderId],
+        );
+      });
+      return;
+    }
+    await this.sql.query(
+      `UPDATE orders SET delivery_state = $3, waiting_reason = NULL, next_attempt_at = NULL, updated_at = now()
+       WHERE account_id = $1 AND order_id = $2`,
+      [accountId, orderId, state],
+    );
+  }
+
+  // ---- units ----
+
+  /**
+   * Claims units of an order in one transaction: from a pool, one free code per unit taken with
+   * `FOR UPDATE SKIP LOCKED` (concurrent claimers skip each other's rows instead of waiting),
+   * all units or none. The unit rows' primary key (account, order, unit) and the unique code id
+   * make a second claim of the same unit or code fail instead of delivering twice.
+   */
+  async claim(c: ClaimInput): Promise<ClaimResult> {
+    return this.sql.transaction(async (tx) => {
+      const n = c.units.length;
+      let codes: { id: number; code: string }[] = [];
+      if (c.pool !== undefined) {
+        const { rows } = await tx.query<{ id: unknown; code: string }>(
+          `SELECT id, code FROM pool_codes
+           WHERE pool = $1 AND account_id IS NULL AND NOT withdrawn
+           ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+          [c.pool, n],
+        );
+        codes = rows.map((r) => ({ id: Number(r.id), code: r.code }));
+        if (codes.length < n) {
+          const free = await tx.query<{ n: number }>(
+            'SELECT count(*)::int AS n FROM pool_codes WHERE pool = $1 AND account_id IS NULL AND NOT withdrawn',
+            [c.pool],
+          );
+          return { ok: false, reason: 'out_of_stock', free: Number(free.rows[0]?.n ?? 0) };
+        }
+        await tx.query(
+          `UPDATE pool_codes p SET account_id = $1, order_id = $2, unit = u.unit, claimed_at = now()
+           FROM unnest($3::bigint[], $4::int[]) AS u(id, unit)
+           WHERE p.id = u.id AND p.account_id IS NULL`,
+          [c.accountId, c.orderId, codes.map((x) => x.id), c.units],
+        );
+      }
+      const payloads = c.units.map((u, i) => c.render(u, codes[i]?.code));
+      const { rows } = await tx.query<Row>(
+        `INSERT INTO delivery_units (account_id, order_id, unit, rule, kind, code_id, payload, state, claimed_at, send_after)
+         SELECT $1, $2, u.unit, $3, $4, u.code_id, u.payload, 'claimed', now(), $5
+         FROM unnest($6::int[], $7::bigint[], $8::text[]) AS u(unit, code_id, payload)
+         RETURNING ${UNIT_COLS}`,
+        [
+          c.accountId,
+          c.orderId,
+          c.rule,
+          c.kind,
+          c.sendAfter,
+          c.units,
+          c.units.map((_, i) => codes[i]?.id ?? null),
+          payloads,
+        ],
+      );
+      await tx.query(
+        `UPDATE orders SET delivery_state = 'delivering', rule = $3, confirm_wanted = $4, waiting_reason = NULL,
+           next_attempt_at = NULL, updated_at = now()
+         WHERE account_id = $1 AND order_id = $2`,
+        [c.accountId, c.orderId, c.rule, c.confirmWanted],
+      );
+      return { ok: true, units: rows.map(toUnit) };
+    });
+  }
+
+  /** Counts a send attempt (before the send): a unit with attempts is looked up before re-sending. */
+  async noteAttempt(accountId: string, orderId: string, unit: number): Promise<void> {
+    await this.sql.query(
+      `UPDATE delivery_units SET send_attempts = send_attempts + 1
+       WHERE account_id = $1 AND order_id = $2 AND unit = $3`,
+      [accountId, orderId, unit],
+    );
+  }
+
+  /** claimed → sent with the IM messageId; false when the unit was not in `claimed`. */
+  async markSent(accountId: string, orderId: string, unit: number, messageId: string): Promise<boolean> {
+    const { rows } = await this.sql.query(
+      `UPDATE delivery_units SET state = 'sent', message_id = $4, sent_at = now()
+       WHERE account_id = $1 AND order_id = $2 AND unit = $3 AND state = 'claimed'
+       RETURNING 1 AS ok`,
+      [accountId, orderId, unit, messageId],
+    );
+    return rows.length > 0;
+  }
+
+  async noteRedelivered(accountId: string, orderId: string, unit: number): Promise<void> {
+    await this.sql.query(
+      `UPDATE delivery_units SET redelivered = redelivered + 1
+       WHERE account_id = $1 AND order_id = $2 AND unit = $3`,
+      [accountId, orderId, unit],
+    );
+  }
+
+  /** Gives claimed (never sent) units back: their codes become free again. */
+  async release(accountId: string, orderId: string, units: number[]): Promise<number> {
+    return this.sql.transaction(async (tx) => {
+      const { rows } = await tx.query<{ code_id: unknown }>(
+        `DELETE FROM delivery_units
+         WHERE account_id = $1 AND order_id = $2 AND unit = ANY($3::int[]) AND state = 'claimed'
+         RETURNING code_id`,
+        [accountId, orderId, units],
+      );
+      const ids = rows
+        .map((r) => r.code_id)
+        .filter((v) => v !== null && v !== undefined)
+        .map(Number);
+      if (ids.length) {
+        await tx.query(
+          `UPDATE pool_codes SET account_id = NULL, order_id = NULL, unit = NULL, claimed_at = NULL
+           WHERE id = ANY($1::bigint[])`,
+          [ids],
+        );
+      }
+      return rows.length;
+    });
+  }
+
+  // ---- pools ----
+
+  async poolFileHash(pool: string): Promise<string | undefined> {
+    const { rows } = await this.sql.query<{ sha256: string }>(
+      'SELECT sha256 FROM pool_files WHERE pool = $1',
+      [pool],
+    );
+    return rows[0]?.sha256;
+  }
+
+  /**
+   * Imports the codes of a pool file: new codes are added, codes no longer in the file are
+   * withdrawn while free (a claimed code is never touched), returning codes come back. Batches
+   * are idempotent (`ON CONFLICT DO NOTHING`), so an import cut short is simply run again; the
+   * file's hash is recorded only at the end. Returns how many codes were added.
+   */
+  async importPool(
+    pool: string,
+    codes: string[],
+    sha256: string,
+    opts: { batchSize?: number; afterBatch?: () => void } = {},
+  ): Promise<{ added: number; withdrawn: number; restored: number }> {
+    const size = opts.batchSize ?? 1000;
+    let added = 0;
+    for (let i = 0; i < codes.length; i += size) {
+      const batch = codes.slice(i, i + size);
+      const { rows } = await this.sql.query(
+        `INSERT INTO pool_codes (pool, code) SELECT $1, c FROM unnest($2::text[]) AS c
+         ON CONFLICT (pool, code) DO NOTHING RETURNING 1 AS ok`,
+        [pool, batch],
+      );
+      added += rows.length;
+      opts.afterBatch?.();
+    }
+    const { withdrawn, restored } = await this.sql.transaction(async (tx) => {
+      const w = await tx.query(
+        `UPDATE pool_codes SET withdrawn = true
+         WHERE pool = $1 AND account_id IS NULL AND NOT withdrawn AND NOT (code = ANY($2::text[]))
+         RETURNING 1 AS ok`,
+        [pool, codes],
+      );
+      const r = await tx.query(
+        `UPDATE pool_codes SET withdrawn = false
+         WHERE pool = $1 AND withdrawn AND code = ANY($2::text[])
+         RETURNING 1 AS ok`,
+        [pool, codes],
+      );
+      await tx.query(
+        `INSERT INTO pool_files (pool, sha256, lines, imported_at) VALUES ($1, $2, $3, now())
+         ON CONFLICT (pool) DO UPDATE SET sha256 = EXCLUDED.sha256, lines = EXCLUDED.lines, imported_at = now()`,
+        [pool, sha256, codes.length],
+      );
+      return { withdrawn: w.rows.length, restored: r.rows.length };
+    });
+    return { added, withdrawn, restored };
+  }
+
+  async stock(pools: string[]): Promise<StockCount[]> {
+    if (pools.length === 0) return [];
+    const { rows } = await this.sql.query<{ pool: string; free: number; claimed: number; withdrawn: number }>(
+      `SELECT p.pool,
+         count(c.id) FILTER (WHERE c.account_id IS NULL AND NOT c.withdrawn)::int AS free,
+         count(c.id) FILTER (WHERE c.account_id IS NOT NULL)::int AS claimed,
+         count(c.id) FILTER (WHERE c.account_id IS NULL AND c.withdrawn)::int AS withdrawn
+       FROM unnest($1::text[]) AS p(pool) LEFT JOIN pool_codes c ON c.pool = p.pool
+       GROUP BY p.pool ORDER BY p.pool`,
+      [pools],
+    );
+    return rows.map((r) => ({
+      pool: r.pool,
+      free: Number(r.free),
+      claimed: Number(r.claimed),
+      withdrawn: Number(r.withdrawn),
+    }));
+  }
+
+  /** Orders waiting, by reason (metrics). */
+  async waitingByReason(accountId: string): Promise<Map<string, number>> {
+    const { rows } = await this.sql.query<{ reason: string; n: number }>(
+      `SELECT split_part(COALESCE(waiting_reason, delivery_state), ':', 1) AS reason, count(*)::int AS n
+       FROM orders WHERE account_id = $1 AND delivery_state IN ('pending', 'waiting', 'delivering')
+       GROUP BY 1`,
+      [accountId],
+    );
+    return new Map(rows.map((r) => [r.reason, Number(r.n)]));
+  }
+
+  async listOrders(accountId: string, limit = 50): Promise<(OrderRow & { units: UnitRow[] })[]> {
+    const { rows } = await this.sql.query<Row>(
+      `SELECT ${ORDER_COLS} FROM orders WHERE account_id = $1 ORDER BY status_at DESC, order_id DESC LIMIT $2`,
+      [accountId, limit],
+    );
+    const orders = rows.map(toOrder);
+    if (orders.length === 0) return [];
+    const { rows: urows } = await this.sql.query<Row>(
+      `SELECT ${UNIT_COLS} FROM delivery_units WHERE account_id = $1 AND order_id = ANY($2::text[]) ORDER BY unit`,
+      [accountId, orders.map((o) => o.orderId)],
+    );
+    const units = urows.map(toUnit);
+    return orders.map((o) => ({ ...o, units: units.filter((u) => u.orderId === o.orderId) }));
+  }
+
+  // ---- sweeps ----
+
+  async sweptUntil(accountId: string): Promise<Date | undefined> {
+    const { rows } = await this.sql.query<{ swept_until: unknown }>(
+      'SELECT swept_until FROM order_sweeps WHERE account_id = $1',
+      [accountId],
+    );
+    return date(rows[0]?.swept_until) ?? undefined;
+  }
+
+  async setSweptUntil(accountId: string, until: Date): Promise<void> {
+    await this.sql.query(
+      `INSERT INTO order_sweeps (account_id, swept_until) VALUES ($1, $2)
+       ON CONFLICT (account_id) DO UPDATE SET swept_until = GREATEST(order_sweeps.swept_until, EXCLUDED.swept_until)`,
+      [accountId, until],
+    );
+  }
+}
