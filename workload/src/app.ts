@@ -15,7 +15,6 @@ import { parseCookies } from './protocol/cookies.js';
 import { createItemLookup } from './reply/items.js';
 import { Responder } from './reply/responder.js';
 import { MtopClient } from './session/mtop.js';
-import type { SessionState } from './session/types.js';
 import { XianyuSession } from './session/xianyu-session.js';
 import { createStore, openSql } from './store/index.js';
 import type { Store } from './store/types.js';
@@ -33,17 +32,6 @@ export interface Workload {
   /** Finishes in-flight replies (≤ 10 s), closes the socket, the HTTP server and the database. */
   stop(): Promise<void>;
 }
-
-const STATES: SessionState[] = [
-  'idle',
-  'connecting',
-  'registering',
-  'registered',
-  'backoff',
-  'risk_control',
-  'login_expired',
-  'stopped',
-];
 
 export async function startWorkload(
   loaded: LoadedConfig,
@@ -144,11 +132,6 @@ export async function startWorkload(
   });
   s.on('push', (e) => {
     if (dcfg.enabled) delivery.onPush(e);
-  });
-  s.on('state', (st) => {
-    metrics.connected.set(st.state === 'registered' ? 1 : 0);
-    for (const name of STATES) metrics.sessionState.set({ state: name }, name === st.state ? 1 : 0);
-    if (st.state === 'registered' && dcfg.enabled) delivery.onConnected();
   });
 
   // One process holds the account at a time; a second one waits (not ready) and takes over.
