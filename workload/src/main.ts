@@ -45,6 +45,22 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${args.config}: configuration is valid (account ${loaded.config.account.id})\n`);
     return 0;
   }
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  if (args.command === 'orders' || args.command === 'redeliver' || args.command === 'explain-order') {
+    const cmd = await import('./delivery/commands.js');
+    if (args.command === 'orders') return cmd.ordersCommand(loaded, out, args.limit);
+    if (args.command === 'redeliver') return cmd.redeliverCommand(loaded, args.orderId!, out);
+    return cmd.explainCommand(
+      loaded,
+      args.orderId,
+      {
+        ...(args.item ? { item: args.item } : {}),
+        ...(args.spec ? { spec: args.spec } : {}),
+        ...(args.title ? { title: args.title } : {}),
+      },
+      out,
+    );
+  }
   // Loaded only to run: `check` and `--help` stay fast and need no database or network code.
   const { startWorkload } = await import('./app.js');
   let fatal: ((err: Error) => void) | undefined;

@@ -13,7 +13,7 @@ import { parseOrderDetailText } from '../src/delivery/order-details.js';
 import { parsePoolFile } from '../src/delivery/pools.js';
 import { matchRule, parseSpec, ruleConflicts } from '../src/delivery/rules.js';
 import { fetchHttpSource, type HttpSource, SourceError } from '../src/delivery/sources.js';
-import { nextUnitState, type OrderFactsForPlan, planOrder } from '../src/delivery/state.js';
+import { nextUnitState, type OrderFactsForPlan, orderMayMove, planOrder } from '../src/delivery/state.js';
 import { DeliveryStore } from '../src/delivery/store.js';
 import { renderMessage, renderUrl } from '../src/delivery/template.js';
 import { canTransition } from '../src/protocol/orders.js';
@@ -206,6 +206,8 @@ describe('delivery state machine (pure)', () => {
     assert.equal(canTransition('pending_ship', 'shipped'), true);
     assert.equal(canTransition('completed', 'refunding'), true);
     assert.equal(canTransition('refunding', 'refund_cancelled'), true);
+    assert.equal(orderMayMove('refunding', 'pending_ship'), false);
+    assert.equal(orderMayMove('refund_cancelled', 'shipped'), true);
     assert.equal(canTransition('cancelled', 'pending_ship'), false);
   });
 });
@@ -414,6 +416,8 @@ for (const db of [pgliteDb(), postgresDb()]) {
       assert.equal(again.becamePayable, false);
       const refund = await paid(a, 'o2', 'refunding');
       assert.equal(refund.order.status, 'refunding');
+      const latePaid = await paid(a, 'o2');
+      assert.equal(latePaid.order.status, 'refunding', 'a late paid card does not end a refund');
       assert.deepEqual(await st.openOrders(a), ['o2']);
     });
 

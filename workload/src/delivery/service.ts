@@ -133,7 +133,19 @@ export class DeliveryService {
     );
   }
 
-  private async applyEvent(ev: Parameters<DeliveryStore['applyOrderEvent']>[1]): Promise<void> {
+  /** Per order, events are applied in the order they arrived. */
+  private applyEvent(ev: Parameters<DeliveryStore['applyOrderEvent']>[1]): Promise<void> {
+    const prev = this.eventChains.get(ev.orderId) ?? Promise.resolve();
+    const next = prev.then(() => this.applyEventNow(ev));
+    this.eventChains.set(ev.orderId, next);
+    void next.then(() => {
+      if (this.eventChains.get(ev.orderId) === next) this.eventChains.delete(ev.orderId);
+    });
+    return next;
+  }
+  private readonly eventChains = new Map<string, Promise<void>>();
+
+  private async applyEventNow(ev: Parameters<DeliveryStore['applyOrderEvent']>[1]): Promise<void> {
     try {
       const r = await this.d.store.applyOrderEvent(this.accountId, ev);
       if (r.changed) {
@@ -324,6 +336,7 @@ export class DeliveryService {
       retryMs === null ? null : new Date(Date.now() + retryMs),
     );
     if (retryMs !== null) this.later(order.orderId, retryMs + 10);
+    await this.updateWaitingGauge().catch(() => {});
     return false;
   }
 

@@ -6,7 +6,7 @@
 //
 // Per order, `planOrder` names the one next step from the durable facts, so a process that
 // starts (or takes over) simply asks it again: unfinished units resume where they stopped.
-import type { OrderStatus } from '../protocol/orders.js';
+import { canTransition, type OrderStatus } from '../protocol/orders.js';
 
 export type UnitState = 'claimed' | 'sent' | 'confirmed';
 export type UnitEvent = 'send' | 'confirm' | 'release';
@@ -113,4 +113,14 @@ export function planOrder(o: OrderFactsForPlan, units: readonly UnitFacts[], opt
     return { kind: 'finish', state: 'confirmed' };
   }
   return { kind: 'confirm' };
+}
+
+/**
+ * Order status moves (protocol §1.9 `canTransition`), stricter for delivery: a refund is left
+ * only by its own outcome (refund_cancelled, cancelled) or the trade ending (shipped by hand,
+ * completed), never by a paid card arriving late, which would re-open the delivery.
+ */
+export function orderMayMove(from: OrderStatus | undefined, to: OrderStatus): boolean {
+  if (from === 'refunding' && (to === 'pending_ship' || to === 'processing')) return false;
+  return canTransition(from, to);
 }

@@ -1,9 +1,9 @@
 // Orders, code pools and delivery units over plain SQL (PostgreSQL or PGlite). Every write that
 // moves a unit is one statement or one transaction, guarded by the state it expects, so a
 // process that dies between two of them leaves a state `planOrder` can resume from.
-import { canTransition, type OrderStatus } from '../protocol/orders.js';
+import type { OrderStatus } from '../protocol/orders.js';
 import type { Queryable, Sql } from '../store/types.js';
-import { type DeliveryState, isPayable, type UnitState } from './state.js';
+import { type DeliveryState, isPayable, orderMayMove, type UnitState } from './state.js';
 
 export interface OrderRow {
   accountId: string;
@@ -169,33 +169,54 @@ export class DeliveryStore {
    */
   async applyOrderEvent(accountId: string, ev: OrderEvent): Promise<OrderUpdate> {
     return this.sql.transaction(async (tx) => {
+      // A new order: inserted as announced. Two first messages of one order racing each other
+      // meet at the primary key: the second waits for the first, then takes the update path.
+      const first: OrderStatus = ev.status ?? 'processing';
+      const firstPayable = isPayable(first);
+      const ins = await tx.query<Row>(
+        `INSERT INTO orders (account_id, order_id, chat_id, buyer_id, buyer_name, item_id, status, status_at,
+           paid_at, bargain, delivery_state)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (account_id, order_id) DO NOTHING
+         RETURNING ${ORDER_COLS}`,
+        [
+          accountId,
+          ev.orderId,
+          ev.chatId ?? null,
+          ev.buyerId ?? null,
+          ev.buyerName ?? null,
+          ev.itemId ?? null,
+          first,
+          ev.at,
+          firstPayable ? ev.at : null,
+          ev.bargain === true,
+          firstPayable ? 'pending' : 'none',
+        ],
+      );
+      if (ins.rows[0]) return { order: toOrder(ins.rows[0]), changed: true, becamePayable: firstPayable };
       const { rows } = await tx.query<Row>(
         `SELECT ${ORDER_COLS} FROM orders WHERE account_id = $1 AND order_id = $2 FOR UPDATE`,
         [accountId, ev.orderId],
       );
-      const prev = rows[0] ? toOrder(rows[0]) : undefined;
-      const target: OrderStatus | undefined = ev.status ?? (prev ? undefined : 'processing');
-      const moves = target !== undefined && canTransition(prev?.status, target);
-      const status = moves ? target! : prev!.status;
+      const prev = toOrder(rows[0]!);
+      const moves = ev.status !== undefined && orderMayMove(prev.status, ev.status);
+      const status = moves ? ev.status! : prev.status;
       const payable = isPayable(status);
-      const becamePayable =
-        payable && (!prev || prev.deliveryState === 'none' || prev.deliveryState === 'cancelled');
-      const deliveryState: DeliveryState = becamePayable ? 'pending' : (prev?.deliveryState ?? 'none');
+      const becamePayable = payable && (prev.deliveryState === 'none' || prev.deliveryState === 'cancelled');
+      const deliveryState: DeliveryState = becamePayable ? 'pending' : prev.deliveryState;
       const { rows: out } = await tx.query<Row>(
-        `INSERT INTO orders AS o (account_id, order_id, chat_id, buyer_id, buyer_name, item_id, status, status_at,
-           paid_at, bargain, delivery_state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (account_id, order_id) DO UPDATE SET
-           chat_id = COALESCE(o.chat_id, EXCLUDED.chat_id),
-           buyer_id = COALESCE(o.buyer_id, EXCLUDED.buyer_id),
-           buyer_name = COALESCE(EXCLUDED.buyer_name, o.buyer_name),
-           item_id = COALESCE(o.item_id, EXCLUDED.item_id),
-           status = EXCLUDED.status,
-           status_at = CASE WHEN o.status = EXCLUDED.status THEN o.status_at ELSE EXCLUDED.status_at END,
-           paid_at = COALESCE(o.paid_at, EXCLUDED.paid_at),
-           bargain = o.bargain OR EXCLUDED.bargain,
-           delivery_state = EXCLUDED.delivery_state,
+        `UPDATE orders AS o SET
+           chat_id = COALESCE(o.chat_id, $3),
+           buyer_id = COALESCE(o.buyer_id, $4),
+           buyer_name = COALESCE($5, o.buyer_name),
+           item_id = COALESCE(o.item_id, $6),
+           status = $7,
+           status_at = CASE WHEN o.status = $7 THEN o.status_at ELSE $8 END,
+           paid_at = COALESCE(o.paid_at, $9),
+           bargain = o.bargain OR $10,
+           delivery_state = $11,
            updated_at = now()
+         WHERE account_id = $1 AND order_id = $2
          RETURNING ${ORDER_COLS}`,
         [
           accountId,
@@ -211,7 +232,7 @@ export class DeliveryStore {
           deliveryState,
         ],
       );
-      return { order: toOrder(out[0]!), changed: !prev || prev.status !== status, becamePayable };
+      return { order: toOrder(out[0]!), changed: prev.status !== status, becamePayable };
     });
   }
 
