@@ -16,6 +16,7 @@ import { createItemLookup } from './reply/items.js';
 import { Responder } from './reply/responder.js';
 import { MtopClient } from './session/mtop.js';
 import { XianyuSession } from './session/xianyu-session.js';
+import { startStatusReporting } from './status/index.js';
 import { createStore, openSql } from './store/index.js';
 import type { Store } from './store/types.js';
 
@@ -58,6 +59,7 @@ export async function startWorkload(
   const mtop = new MtopClient({ config, cookies, log });
   session = new XianyuSession({ config, cookies, log, metrics, mtop });
   const s = session;
+  const reporter = startStatusReporting(s, log);
 
   let ai: AiClient | undefined;
   if (config.reply.ai.enabled) {
@@ -196,6 +198,7 @@ export async function startWorkload(
         await pools.stop();
         await Promise.all([responder.drain(10_000), delivery.stop(10_000)]);
         await s.stop();
+        await reporter?.flush();
         await lease.stop();
         await holding;
         await new Promise<void>((resolve) => {

@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { parse } from 'yaml';
+import { KubeClient } from '../../operator/src/kube/client.js';
+import { pathFor, RESOURCES } from '../../operator/src/kube/resources.js';
+import { CONFIG_KEY } from '../../operator/src/manifests/workload-config.js';
+import {
+  type OperatorProcess,
+  REPO,
+  startOperatorProcess,
+} from '../../operator/test/support/operator-process.js';
+import { CLUSTER_START_TIMEOUT_MS, startTestCluster, type TestCluster, waitFor } from '../cluster/harness.js';
+import { startWorkloadProcess, type WorkloadProcess } from '../harness/workload-process.js';
+import { type Sim, startSim } from '../sim/index.js';
+
+// The real workload (built dist/main.js) runs as a local process with the config the operator
+// rendered and a token of the account's ServiceAccount, against the simulator, and reports its
+// runtime conditions into the XianyuAccount status through the narrow Role.
+
+type Any = any;
+let cluster: TestCluster;
+let api: KubeClient;
+let sim: Sim;
+let op: OperatorProcess | undefined;
+let wl: WorkloadProcess | undefined;
+
+before(
+  async () => {
+    sim = await startSim();
+    cluster = await startTestCluster();
+    api = new KubeClient(cluster.kc);
+    await cluster.kubectl([
+      'apply',
+      '--server-side',
+      '--force-conflicts',
+      '-f',
+      join(REPO, 'crds/xianyu.io_xianyuaccounts.yaml'),
+    ]);
+    await cluster.kubectl([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd/xianyuaccounts.xianyu.io',
+    ]);
+  },
+  { timeout: CLUSTER_START_TIMEOUT_MS },
+);
+
+after(async () => {
+  await wl?.stop('SIGKILL');
+  await op?.stop('SIGKILL');
+  api?.close();
+  await cluster?.stop();
+  await sim?.close();
+});
+
+const cond = (obj: Any, type: string) => obj?.status?.conditions?.find((c: Any) => c.type === type);
+
+test('the workload reports Connected into its account status with its own field manager', async () => {
+  const ns = await cluster.namespace('wl-status');
+  op = await startOperatorProcess({
+    kubeconfig: cluster.kubeconfigPath,
+    args: ['--watch-namespaces', ns, '--workload-image', 'registry.local/xianyu-workload:test'],
+  });
+  const seller = sim.createSeller();
+  sim.createItem({ sellerId: seller.unb, title: '激活码', price: '5' });
+  await api.create(pathFor(RESOURCES.Secret, ns), {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'cookies' },
+    stringData: { cookies: seller.cookies },
+  });
+  await api.apply(
+    pathFor(RESOURCES.XianyuAccount, ns, 'shop'),
+    {
+      apiVersion: 'xianyu.io/v1alpha1',
+      kind: 'XianyuAccount',
+      metadata: { name: 'shop', namespace: ns },
+      spec: {
+        credentials: { cookiesSecretRef: { name: 'cookies' } },
+        reply: { keywords: [{ match: ['发货'], reply: '自动发货' }] },
+      },
+    },
+    { fieldManager: 'e2e-test' },
+  );
+  const cm = await waitFor('rendered config', () =>
+    api.get<Any>(pathFor(RESOURCES.ConfigMap, ns, 'xianyu-shop')).catch(() => undefined),
+  );
+  const rendered = parse(cm.data[CONFIG_KEY]) as Record<string, unknown>;
+  delete rendered.dataDir; // the pod's volume path; the harness gives a temp folder
+  const tr = await api.request<Any>('POST', `${pathFor(RESOURCES.ServiceAccount, ns, 'xianyu-shop')}/token`, {
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 600 } },
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'xianyu-wl-status-'));
+  writeFileSync(join(dir, 'token'), tr.status.token);
+  const c = cluster.kc.getCurrentCluster()!;
+  writeFileSync(join(dir, 'ca.crt'), Buffer.from(c.caData!, 'base64'));
+
+  wl = await startWorkloadProcess({
+    dir,
+    config: rendered,
+    env: {
+      XIANYU_COOKIES: seller.cookies,
+      XIANYU_API_URL: sim.url,
+      XIANYU_IM_URL: sim.imUrl,
+      XIANYU_PASSPORT_URL: sim.url,
+      XIANYU_KUBE_API: c.server,
+      XIANYU_KUBE_TOKEN_FILE: join(dir, 'token'),
+      XIANYU_KUBE_CA_FILE: join(dir, 'ca.crt'),
+      XIANYU_ACCOUNT_NAME: 'shop',
+      XIANYU_ACCOUNT_NAMESPACE: ns,
+    },
+  });
+  const connected = await waitFor('Connected=True reported by the workload', async () => {
+    const a = await api.get<Any>(pathFor(RESOURCES.XianyuAccount, ns, 'shop'));
+    return cond(a, 'Connected')?.status === 'True' ? a : undefined;
+  });
+  assert.equal(cond(connected, 'LoginValid')?.status, 'True');
+  assert.ok(Date.parse(connected.status.connectedSince) > 0);
+  const managers = (connected.metadata.managedFields as Any[]).map((m) => m.manager);
+  assert.ok(managers.includes('xianyu-workload'), managers.join(','));
+  assert.ok(cond(connected, 'ConfigValid'), "the operator's conditions stay beside the workload's");
+  assert.match(
+    await cluster.kubectl(['get', 'xya', '-n', ns, 'shop']),
+    /\nshop\s+\S+\s+\S+\s+True\s+True\s+/,
+  );
+
+  // It answers buyers while reporting, and a clean stop is reported too.
+  const { chatId } = await sim.buyerSays({ sellerId: seller.unb, buyerId: '3400000001', text: '发货吗' });
+  await sim.waitFor(
+    () => sim.sent(seller.unb).find((s) => s.chatId === chatId && s.text === '自动发货'),
+    10_000,
+  );
+  assert.equal(await wl.stop('SIGTERM'), 0);
+  const stopped = await api.get<Any>(pathFor(RESOURCES.XianyuAccount, ns, 'shop'));
+  assert.deepEqual(
+    { status: cond(stopped, 'Connected')?.status, reason: cond(stopped, 'Connected')?.reason },
+    { status: 'False', reason: 'Stopped' },
+  );
+  assert.ok(
+    !JSON.stringify(stopped.status).includes(seller.cookies.split(';')[1]!.split('=')[1]!),
+    'no cookie in status',
+  );
+});
