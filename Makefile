@@ -65,3 +65,25 @@ cluster-down: deps
 
 test: cluster-bins
 # --- end of local control plane ---
+
+# --- images and chart ---
+# charts/xianyu-operator: the chart; charts/sync.ts copies the generated CRD, the operator's RBAC
+# rules and the Grafana dashboard into it (test/chart fails when they drift: run `make chart-sync`);
+# charts/gen-k8s-schemas.ts wrote the kubeconform schemas in charts/schemas (offline validation).
+# Images: scripts/images.sh assembles a local Debian bookworm + Node 24 base (no registry here) and
+# builds Dockerfile.workload and Dockerfile.operator with podman, tagged by a hash of their inputs,
+# so an unchanged tree builds nothing. test/images/*.test.ts run the built images.
+.PHONY: chart-sync chart-lint images test-images
+
+chart-sync: deps
+	node --import tsx charts/sync.ts
+
+chart-lint: deps cluster-bins
+	$(NODE_TEST) test/chart/chart.test.ts
+
+images: deps
+	@scripts/images.sh
+
+test-images: deps cluster-bins images
+	$(NODE_TEST) 'test/images/*.test.ts'
+# --- end of images and chart ---
