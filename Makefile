@@ -42,8 +42,9 @@ test: build
 demo: build
 	node --import tsx test/demo/run.ts
 
-bench: build
+bench: build cluster-bins
 	scripts/with-postgres.sh node --import tsx bench/run.ts
+	node --import tsx bench/operator.ts
 
 clean:
 	rm -rf workload/dist operator/dist .tools node_modules .demo .pgtest
