@@ -39,8 +39,9 @@ format: deps
 test: build
 	scripts/with-postgres.sh $(NODE_TEST) $(TEST_FILES)
 
-demo: build
+demo: build cluster-bins
 	node --import tsx test/demo/run.ts
+	node --import tsx test/demo/cluster.ts
 
 bench: build cluster-bins
 	scripts/with-postgres.sh node --import tsx bench/run.ts

@@ -1,25 +1,23 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { parse } from 'yaml';
 import { KubeClient } from '../../operator/src/kube/client.js';
 import { pathFor, RESOURCES } from '../../operator/src/kube/resources.js';
-import { CONFIG_KEY } from '../../operator/src/manifests/workload-config.js';
 import {
   type OperatorProcess,
   REPO,
   startOperatorProcess,
 } from '../../operator/test/support/operator-process.js';
 import { CLUSTER_START_TIMEOUT_MS, startTestCluster, type TestCluster, waitFor } from '../cluster/harness.js';
-import { startWorkloadProcess, type WorkloadProcess } from '../harness/workload-process.js';
+import { createAccount, runAccountLocally } from '../harness/local-account.js';
+import type { WorkloadProcess } from '../harness/workload-process.js';
 import { type Sim, startSim } from '../sim/index.js';
 
 // The real workload (built dist/main.js) runs as a local process with the config the operator
 // rendered and a token of the account's ServiceAccount, against the simulator, and reports its
 // runtime conditions into the XianyuAccount status through the narrow Role.
 
+// biome-ignore lint/suspicious/noExplicitAny: Kubernetes objects are read loosely in tests
 type Any = any;
 let cluster: TestCluster;
 let api: KubeClient;
@@ -67,53 +65,10 @@ test('the workload reports Connected into its account status with its own field 
   });
   const seller = sim.createSeller();
   sim.createItem({ sellerId: seller.unb, title: '激活码', price: '5' });
-  await api.create(pathFor(RESOURCES.Secret, ns), {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: 'cookies' },
-    stringData: { cookies: seller.cookies },
+  await createAccount(api, ns, 'shop', seller, {
+    reply: { keywords: [{ match: ['发货'], reply: '自动发货' }] },
   });
-  await api.apply(
-    pathFor(RESOURCES.XianyuAccount, ns, 'shop'),
-    {
-      apiVersion: 'xianyu.io/v1alpha1',
-      kind: 'XianyuAccount',
-      metadata: { name: 'shop', namespace: ns },
-      spec: {
-        credentials: { cookiesSecretRef: { name: 'cookies' } },
-        reply: { keywords: [{ match: ['发货'], reply: '自动发货' }] },
-      },
-    },
-    { fieldManager: 'e2e-test' },
-  );
-  const cm = await waitFor('rendered config', () =>
-    api.get<Any>(pathFor(RESOURCES.ConfigMap, ns, 'xianyu-shop')).catch(() => undefined),
-  );
-  const rendered = parse(cm.data[CONFIG_KEY]) as Record<string, unknown>;
-  delete rendered.dataDir; // the pod's volume path; the harness gives a temp folder
-  const tr = await api.request<Any>('POST', `${pathFor(RESOURCES.ServiceAccount, ns, 'xianyu-shop')}/token`, {
-    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 600 } },
-  });
-  const dir = mkdtempSync(join(tmpdir(), 'xianyu-wl-status-'));
-  writeFileSync(join(dir, 'token'), tr.status.token);
-  const c = cluster.kc.getCurrentCluster()!;
-  writeFileSync(join(dir, 'ca.crt'), Buffer.from(c.caData!, 'base64'));
-
-  wl = await startWorkloadProcess({
-    dir,
-    config: rendered,
-    env: {
-      XIANYU_COOKIES: seller.cookies,
-      XIANYU_API_URL: sim.url,
-      XIANYU_IM_URL: sim.imUrl,
-      XIANYU_PASSPORT_URL: sim.url,
-      XIANYU_KUBE_API: c.server,
-      XIANYU_KUBE_TOKEN_FILE: join(dir, 'token'),
-      XIANYU_KUBE_CA_FILE: join(dir, 'ca.crt'),
-      XIANYU_ACCOUNT_NAME: 'shop',
-      XIANYU_ACCOUNT_NAMESPACE: ns,
-    },
-  });
+  wl = await runAccountLocally({ api, cluster, ns, name: 'shop', sim, seller });
   const connected = await waitFor('Connected=True reported by the workload', async () => {
     const a = await api.get<Any>(pathFor(RESOURCES.XianyuAccount, ns, 'shop'));
     return cond(a, 'Connected')?.status === 'True' ? a : undefined;
