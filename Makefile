@@ -88,4 +88,12 @@ images: deps
 
 test-images: deps cluster-bins images
 	$(NODE_TEST) 'test/images/*.test.ts'
+
+# `make test` builds the images first (podman, runc and debootstrap are installed on first use):
+# cold about 4 min on 2 cores, about 0.5 s when nothing changed, 5 to 30 s after a source change
+# (cached layers: only the TypeScript build reruns). XIANYU_SKIP_IMAGES=1 skips building, and
+# test/images then skips itself unless the images for the current sources already exist.
+ifneq ($(XIANYU_SKIP_IMAGES),1)
+test: images
+endif
 # --- end of images and chart ---
