@@ -11,7 +11,7 @@ NODE_TEST := node --import tsx --test --test-concurrency=3 --test-timeout=180000
 
 help:
 	@echo "make demo    simulator + workload on PGlite, scripted conversation, transcript"
-	@echo "make test    the whole suite (starts a private PostgreSQL server)"
+	@echo "make test    lint, types and the whole suite (starts a private PostgreSQL server)"
 	@echo "make bench   latency / throughput / memory benchmarks (results in bench/)"
 	@echo "make lint    biome + TypeScript type check"
 	@echo "make build   compile every workspace to dist/"
@@ -36,7 +36,8 @@ lint: deps
 format: deps
 	biome check --write .
 
-test: build
+# The whole suite: lint and types first (fast), then every test on a private PostgreSQL server.
+test: build lint
 	scripts/with-postgres.sh $(NODE_TEST) $(TEST_FILES)
 
 demo: build cluster-bins
