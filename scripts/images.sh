@@ -32,6 +32,7 @@ ensure_tools() {
   "$ROOT/scripts/ensure-apt.sh" podman podman runc debootstrap
   command -v debootstrap >/dev/null || "$ROOT/scripts/ensure-apt.sh" /usr/sbin/debootstrap debootstrap
   command -v runc >/dev/null || [[ -x /usr/sbin/runc ]] || "$ROOT/scripts/ensure-apt.sh" /usr/sbin/runc runc
+  "$ROOT/scripts/ensure-apt.sh" strip binutils
 }
 
 sha() { sha256sum | cut -c1-12; }
@@ -104,8 +105,8 @@ EOF
   # Node.js (binary only) and npm, laid out like the official node images.
   tar -xzf "$node_tgz" -C "$rootfs/usr/local/bin" --strip-components=2 package/bin/node
   # The npm package's binary carries its symbol table (18 MB); .dynsym (what native addons link
-  # against) stays. Skipped where binutils is missing.
-  if command -v strip >/dev/null; then strip --strip-unneeded "$rootfs/usr/local/bin/node"; fi
+  # against) stays.
+  strip --strip-unneeded "$rootfs/usr/local/bin/node"
   mkdir -p "$rootfs/usr/local/lib/node_modules/npm"
   tar -xzf "$npm_tgz" -C "$rootfs/usr/local/lib/node_modules/npm" --strip-components=1
   ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
@@ -117,6 +118,7 @@ EOF
     - "$tag" >/dev/null
   podman tag "$tag" "$PREFIX-base:latest"
   log "built $tag"
+  prune_old "$tag"
 }
 
 build_image() {
@@ -142,6 +144,18 @@ build_image() {
     -f "$dockerfile" -t "$tag" . >/dev/null
   podman tag "$tag" "$PREFIX-$name:latest"
   log "built $tag in $((SECONDS - t0)) s"
+  prune_old "$tag"
+  podman image prune -f >/dev/null 2>&1 || true
+}
+
+# Older builds of the same image (other content hashes) and dangling layers from earlier builds go,
+# so a machine that builds after every change does not fill its disk.
+prune_old() {
+  local repo="${1%%:*}" keep="${1##*:}" ref
+  while read -r ref; do
+    [[ "$ref" == "$repo:$keep" || "$ref" == "$repo:latest" ]] && continue
+    podman rmi -f "$ref" >/dev/null 2>&1 || true
+  done < <(podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=$repo" 2>/dev/null)
 }
 
 sizes() {
