@@ -135,6 +135,10 @@ export async function startWorkload(
   s.on('push', (e) => {
     if (dcfg.enabled) delivery.onPush(e);
   });
+  // Each (re)registration: orders that waited for the link go on; missed paid cards are swept.
+  s.on('state', (st) => {
+    if (st.state === 'registered' && dcfg.enabled) delivery.onConnected();
+  });
 
   // One process holds the account at a time; a second one waits (not ready) and takes over.
   const lease: AccountLease = config.database.url

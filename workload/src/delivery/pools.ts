@@ -83,6 +83,7 @@ export class PoolWatcher {
           const codes = parsePoolFile(text);
           const crash = this.d.crash ?? noCrash;
           const r = await this.d.store.importPool(pool, codes, hash, {
+            batchSize: 250,
             afterBatch: () => crash('mid-import'),
           });
           log.info({ lines: codes.length, ...r }, 'pool file imported');

@@ -668,46 +668,79 @@ export class DeliveryService {
    * their recent history become order events like live ones.
    */
   async sweep(): Promise<void> {
+    if (this.sweeping) return this.sweeping;
+    this.sweeping = this.sweepNow().finally(() => {
+      this.sweeping = undefined;
+    });
+    return this.sweeping;
+  }
+  private sweeping: Promise<void> | undefined;
+
+  private async sweepNow(): Promise<void> {
     const startedAt = Date.now();
+    let found = 0;
     try {
-      const since = (await this.d.store.sweptUntil(this.accountId))?.getTime() ?? startedAt - 3_600_000;
+      const since =
+        ((await this.d.store.sweptUntil(this.accountId))?.getTime() ?? startedAt - 3_600_000) - 60_000;
+      // The list (newest first), then oldest first: the watermark can advance chunk by chunk, so
+      // a process that dies mid-sweep leaves less for the next one.
+      const convs: { chatId: string; peerId?: string; itemId?: string; modifiedAt: number }[] = [];
       let cursor = startedAt;
-      for (let page = 0; page < 50; page++) {
+      for (let page = 0; page < 200; page++) {
         const p = await this.d.im.listConversations(cursor, 50);
         for (const c of p.conversations) {
-          if ((c.modifiedAt ?? 0) < since - 60_000) continue;
-          const h = await this.d.im.listUserMessages(c.chatId, undefined, 50);
-          for (const m of [...h.messages].reverse()) {
-            const card = cardInfo(m.content);
-            if (!card.orderId || !card.title) continue;
-            const text = `[${card.title}]`;
-            const trigger = isDeliveryTrigger(text, card.title) || card.title === BARGAIN_CARD_TITLE;
-            let status: OrderStatus | undefined = orderStatusOf({
-              text,
-              ...(card.title ? { cardTitle: card.title } : {}),
-              ...(card.button ? { cardButton: card.button } : {}),
-            });
-            if (!status && trigger) status = 'pending_ship';
-            if (!status) continue;
-            await this.applyEvent({
-              orderId: card.orderId,
-              chatId: c.chatId,
-              buyerId: c.peerId,
-              itemId: c.itemId,
-              status,
-              bargain: card.title === BARGAIN_CARD_TITLE,
-              at: new Date(m.createdAt ?? Date.now()),
-            });
-          }
+          const at = c.modifiedAt ?? 0;
+          if (at >= since) convs.push({ ...c, modifiedAt: at });
         }
         const oldest = p.conversations.at(-1)?.modifiedAt ?? 0;
-        if (!p.hasMore || p.nextCursor === undefined || oldest < since - 60_000) break;
+        if (!p.hasMore || p.nextCursor === undefined || oldest < since) break;
         cursor = p.nextCursor;
       }
-      await this.d.store.setSweptUntil(this.accountId, new Date(startedAt));
+      convs.sort((a, b) => a.modifiedAt - b.modifiedAt);
+      const CHUNK = 16;
+      for (let i = 0; i < convs.length && !this.stopped; i += CHUNK) {
+        const chunk = convs.slice(i, i + CHUNK);
+        const counts = await Promise.all(chunk.map((c) => this.sweepChat(c)));
+        found += counts.reduce((a, b) => a + b, 0);
+        await this.d.store.setSweptUntil(this.accountId, new Date(chunk.at(-1)!.modifiedAt));
+      }
+      if (!this.stopped) await this.d.store.setSweptUntil(this.accountId, new Date(startedAt));
+      this.log.info(
+        { conversations: convs.length, tradeCards: found, ms: Date.now() - startedAt },
+        'swept for missed trade cards',
+      );
     } catch (err) {
       if (!this.stopped) this.log.warn({ err }, 'sweep for missed trade cards failed');
     }
+  }
+
+  private async sweepChat(c: { chatId: string; peerId?: string; itemId?: string }): Promise<number> {
+    const h = await this.d.im.listUserMessages(c.chatId, undefined, 50);
+    let n = 0;
+    for (const m of [...h.messages].reverse()) {
+      const card = cardInfo(m.content);
+      if (!card.orderId || !card.title) continue;
+      const text = `[${card.title}]`;
+      const trigger = isDeliveryTrigger(text, card.title) || card.title === BARGAIN_CARD_TITLE;
+      let status: OrderStatus | undefined = orderStatusOf({
+        text,
+        cardTitle: card.title,
+        ...(card.button ? { cardButton: card.button } : {}),
+      });
+      if (!status && trigger) status = 'pending_ship';
+      if (!status) continue;
+      n++;
+      await this.applyEvent({
+        orderId: card.orderId,
+        chatId: c.chatId,
+        buyerId: c.peerId,
+        itemId: c.itemId,
+        status,
+        bargain: card.title === BARGAIN_CARD_TITLE,
+        at: new Date(m.createdAt ?? Date.now()),
+      });
+    }
+    return n;
   }
 
   // ---- stock and gauges ----
