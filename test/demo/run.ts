@@ -14,7 +14,8 @@ if (values.help) {
 
 Starts the Xianyu simulator and the workload (workload/examples/demo.yaml, PGlite in .demo/),
 plays: greeting → default reply once; keyword question; bargaining answered by the AI within
-limits; the seller replies by hand → bot silent in that chat; a duplicate push → answered once.
+limits; the seller replies by hand → bot silent in that chat; a duplicate push → answered once;
+a paid order → a code from the pool sent to the buyer and the shipment confirmed (自动发货).
   --keep      keep .demo/data (default: start from an empty database each run)
   --verbose   print the workload's log lines too`);
   process.exit(0);
@@ -55,6 +56,9 @@ async function main(): Promise<number> {
     const { parse } = await import('yaml');
     const { readFileSync } = await import('node:fs');
     const config = parse(readFileSync(CONFIG, 'utf8')) as Record<string, unknown>;
+    // The harness writes the config into a temp folder: pool files stay next to demo.yaml.
+    const pools = (config.delivery as { pools?: Record<string, { file: string }> } | undefined)?.pools ?? {};
+    for (const p of Object.values(pools)) p.file = new URL(p.file, new URL('.', `file://${CONFIG}`)).pathname;
     wl = await startWorkloadProcess({
       config: { ...config, dataDir: DATA },
       env: {
@@ -165,10 +169,52 @@ async function main(): Promise<number> {
     });
     say(`  duplicate push delivered twice, replies in that chat: ${answers}`);
 
+    say('⑥ a paid order: a code from the pool is sent and the shipment confirmed (自动发货)');
+    {
+      const orderId = '4100000000001';
+      const before = sim.sent(seller.unb).length;
+      const { chatId } = await sim.pushTradeCard({
+        sellerId: seller.unb,
+        buyerId: '3100000001',
+        itemId: item.itemId,
+        orderId,
+        kind: 'paid',
+      });
+      say(`  ${'小王'.padEnd(4, '　')} → [我已付款，等待你发货]   (order ${orderId})`);
+      const sent = await sim
+        .waitFor(
+          () =>
+            sim
+              .sent(seller.unb)
+              .slice(before)
+              .find((s) => s.chatId === chatId && s.text?.includes(orderId)),
+          10_000,
+        )
+        .catch(() => undefined);
+      say(`  ${'机器人'.padEnd(4, '　')} ← ${sent?.text ?? '(nothing sent)'}`);
+      const shipped = await sim
+        .waitFor(() => sim.orders(seller.unb).find((o) => o.orderId === orderId && o.shippedAt), 10_000)
+        .catch(() => undefined);
+      say(
+        `  ${'闲鱼'.padEnd(4, '　')} · ${shipped ? '[你已发货] shipment confirmed (consign.dummy)' : '(not confirmed)'}`,
+      );
+      steps.push({
+        who: '小王',
+        text: '(paid order)',
+        expect: 'one code sent, shipment confirmed',
+        ok: !!sent && /DEMO-SW-/.test(sent.text ?? '') && !!shipped,
+        got: `${sent ? 'code sent' : 'no code'}, ${shipped ? 'confirmed' : 'not confirmed'}`,
+      });
+    }
+
     const metrics = (await w.get('/metrics')).body;
     const replies = [...metrics.matchAll(/^xianyu_replies_sent_total\{[^}]*source="([^"]+)"[^}]*\} (\d+)/gm)]
       .map((m) => `${m[1]}=${m[2]}`)
       .join(' ');
+    const deliveries = [...metrics.matchAll(/^xianyu_deliveries_total\{[^}]*result="([^"]+)"[^}]*\} (\d+)/gm)]
+      .map((m) => `${m[1]}=${m[2]}`)
+      .join(' ');
+    const stock = /^xianyu_delivery_stock_codes\{[^}]*\} (\d+)/m.exec(metrics)?.[1] ?? '?';
     const status = (await w.get('/status')).json() as { session: { state: string } };
     const code = await w.stop('SIGTERM');
     steps.push({ who: '-', text: 'SIGTERM', expect: 'exit 0', ok: code === 0, got: `exit ${code}` });
@@ -179,6 +225,7 @@ async function main(): Promise<number> {
     say('\nsummary');
     say(`  session state during the demo: ${status.session.state}`);
     say(`  replies by source: ${replies}`);
+    say(`  deliveries: ${deliveries}; codes left in the pool: ${stock}`);
     say(`  checks: ${steps.length - failed.length} passed, ${failed.length} failed`);
     for (const f of failed) say(`  FAILED ${f.who}: "${f.text}" expected ${f.expect}, got ${f.got}`);
     return failed.length === 0 ? 0 : 1;
