@@ -34,6 +34,11 @@ before(
     cluster = await startTestCluster();
     releaseNs = await cluster.namespace('xianyu-system');
     shopNs = await cluster.namespace('shop');
+    // Pod Security admission refuses any pod that is not "restricted" in both namespaces: the
+    // operator's pods (from the chart) and the workload pods (from the operator).
+    for (const ns of [releaseNs, shopNs]) {
+      await cluster.kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
+    }
   },
   { timeout: CLUSTER_START_TIMEOUT_MS },
 );
@@ -118,6 +123,11 @@ test('helm install: operator Deployment, RBAC, CRD; NOTES explain the first acco
   assert.ok(crd.status.conditions.some((c: Obj) => c.type === 'Established' && c.status === 'True'));
   const dep = await kubectlJson(['get', 'deployment', FULL, '-n', releaseNs]);
   assert.equal(dep.status.readyReplicas, 1, 'kwok reports the operator pod Ready');
+  // The namespace really enforces "restricted" (so the operator pod above passed it).
+  await assert.rejects(
+    cluster.kubectl(['run', 'privileged', '-n', releaseNs, '--image=x', '--privileged']),
+    /violates PodSecurity "restricted/,
+  );
   // Namespaced mode: the operator's Role lives in the shop namespace; no ClusterRole.
   await cluster.kubectl(['get', 'role', FULL, '-n', shopNs]);
   await assert.rejects(cluster.kubectl(['get', 'clusterrole', FULL]), /NotFound/);
@@ -180,6 +190,24 @@ test('a sample account is reconciled by the operator with the chart’s RBAC and
     'the workload image comes from the chart values',
   );
   assert.deepEqual(c.resources.limits, { memory: '384Mi' });
+  // Admitted under the restricted Pod Security Standard: the workload pod exists.
+  await waitFor(
+    'workload pod admitted',
+    async () =>
+      JSON.parse(
+        await cluster.kubectl([
+          'get',
+          'pods',
+          '-n',
+          shopNs,
+          '-l',
+          'app.kubernetes.io/instance=my-shop',
+          '-o',
+          'json',
+        ]),
+      ).items.length === 1,
+    60_000,
+  );
   // The Lease is held in the release namespace.
   const lease = await kubectlJson(['get', 'lease', FULL, '-n', releaseNs]);
   assert.equal(lease.spec.holderIdentity, `${FULL}-local`);
