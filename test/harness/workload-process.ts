@@ -125,8 +125,10 @@ export async function startWorkloadProcess(o: {
   // Wait for the HTTP server, then (optionally) for readiness.
   const deadline = Date.now() + (o.timeoutMs ?? 30_000);
   for (;;) {
-    if (child.exitCode !== null) {
-      throw new Error(`workload exited with ${child.exitCode}:\n${lines.slice(-20).join('\n')}`);
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(
+        `workload exited with ${child.exitCode ?? child.signalCode}:\n${lines.slice(-20).join('\n')}`,
+      );
     }
     try {
       const r = await proc.get(o.waitReady === false ? '/health' : '/ready');

@@ -202,6 +202,7 @@ export class DeliveryService {
     this.stopped = true;
     clearTimeout(this.scanTimer);
     for (const t of this.timers) clearTimeout(t);
+    for (const t of this.stockTimers.values()) clearTimeout(t);
     this.queue.clear();
     const all = Promise.allSettled([...this.running.values()]);
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
@@ -262,10 +263,16 @@ export class DeliveryService {
   // ---- the loop: plan, execute, plan again ----
 
   private async process(orderId: string): Promise<void> {
+    // Read once; steps keep the copy current. An event for this order while it runs (kick sets
+    // `again`) means the copy may be stale: read again before the next step.
+    let ctx: Ctx | undefined;
     for (let i = 0; i < MAX_STEPS && !this.stopped; i++) {
-      const order = await this.d.store.getOrder(this.accountId, orderId);
-      if (!order) return;
-      const units = await this.d.store.getUnits(this.accountId, orderId);
+      if (!ctx || ctx.dirty || this.again.delete(orderId)) {
+        const order = await this.d.store.getOrder(this.accountId, orderId);
+        if (!order) return;
+        ctx = { order, units: await this.d.store.getUnits(this.accountId, orderId), dirty: false };
+      }
+      const { order, units } = ctx;
       const step = planOrder(
         {
           status: order.status,
@@ -279,13 +286,14 @@ export class DeliveryService {
         units,
         { freeShipping: this.cfg.freeShipping, wantDetails: this.d.details.kind !== 'none' },
       );
-      const goOn = await this.execute(order, units, step);
+      const goOn = await this.execute(ctx, step);
       if (!goOn) return;
     }
   }
 
   /** Runs one step; false when the order is done or parked for now. */
-  private async execute(order: OrderRow, units: UnitRow[], step: Step): Promise<boolean> {
+  private async execute(ctx: Ctx, step: Step): Promise<boolean> {
+    const { order, units } = ctx;
     const { orderId } = order;
     switch (step.kind) {
       case 'idle':
@@ -300,21 +308,25 @@ export class DeliveryService {
         return false;
       }
       case 'release':
+        ctx.dirty = true;
         return this.release(
           order,
           units.filter((u) => step.units.includes(u.unit)),
         );
       case 'free_shipping':
+        ctx.dirty = true;
         return this.freeShipping(order);
       case 'details':
+        ctx.dirty = true;
         return this.details(order);
       case 'claim':
-        return this.claim(order, step.units);
+        return this.claim(ctx, step.units);
       case 'send': {
         const u = units.find((x) => x.unit === step.unit)!;
-        return this.send(order, u, units.length);
+        return this.send(ctx, u);
       }
       case 'confirm':
+        ctx.dirty = true;
         return this.confirm(order);
     }
   }
@@ -401,7 +413,8 @@ export class DeliveryService {
     return { ...r, ...(title !== undefined ? { title } : {}) };
   }
 
-  private async claim(order: OrderRow, unitsToClaim: number[]): Promise<boolean> {
+  private async claim(ctx: Ctx, unitsToClaim: number[]): Promise<boolean> {
+    const { order } = ctx;
     const { orderId } = order;
     if (!order.chatId || !order.buyerId) return this.park(order, 'no_chat', null);
     const m = await this.chooseRule(order);
@@ -479,14 +492,21 @@ export class DeliveryService {
     }
     if (!result.ok) return false;
     for (const u of result.units) this.fresh.add(`${orderId}/${u.unit}`);
+    ctx.units = [...ctx.units, ...result.units].sort((a, b) => a.unit - b.unit);
+    order.deliveryState = 'delivering';
+    order.rule = rule.name;
+    order.confirmWanted = confirmWanted;
+    order.waitingReason = null;
     this.log.info({ orderId, rule: rule.name, units: result.units.length, why: m.why }, 'units claimed');
     this.crash('after-claim');
-    if (src.type === 'pool') void this.checkStock(src.pool);
+    if (src.type === 'pool') this.stockSoon(src.pool);
     return true;
   }
 
-  private async send(order: OrderRow, u: UnitRow, total: number): Promise<boolean> {
+  private async send(ctx: Ctx, u: UnitRow): Promise<boolean> {
+    const { order } = ctx;
     const { orderId } = order;
+    const total = ctx.units.length;
     const wait = u.sendAfter.getTime() - Date.now();
     if (wait > 0) {
       this.later(orderId, wait);
@@ -506,6 +526,7 @@ export class DeliveryService {
       }
       if (found) {
         await this.d.store.markSent(this.accountId, orderId, u.unit, found);
+        u.state = 'sent';
         this.d.metrics.deliveries.inc({ result: 'found_in_history' });
         this.log.info(
           { orderId, unit: u.unit, messageId: found },
@@ -545,6 +566,8 @@ export class DeliveryService {
     this.crash('after-send');
     const recorded = await this.d.store.markSent(this.accountId, orderId, u.unit, messageId);
     this.crash('after-record');
+    u.state = 'sent';
+    if (!recorded) ctx.dirty = true;
     this.d.metrics.deliveries.inc({ result: 'sent' });
     const seen = this.paidSeen.get(orderId);
     const latency =
@@ -745,6 +768,18 @@ export class DeliveryService {
 
   // ---- stock and gauges ----
 
+  /** A stock count within a second (counting on every claim would scan the pool per order). */
+  private stockSoon(pool: string): void {
+    if (this.stockTimers.has(pool) || this.stopped) return;
+    const t = setTimeout(() => {
+      this.stockTimers.delete(pool);
+      void this.checkStock(pool);
+    }, 1_000);
+    t.unref();
+    this.stockTimers.set(pool, t);
+  }
+  private readonly stockTimers = new Map<string, NodeJS.Timeout>();
+
   async checkStock(pool: string): Promise<void> {
     try {
       const [s] = await this.d.store.stock([pool]);
@@ -766,6 +801,13 @@ export class DeliveryService {
     this.d.metrics.ordersWaiting.reset();
     for (const [reason, n] of by) this.d.metrics.ordersWaiting.set({ reason }, n);
   }
+}
+
+interface Ctx {
+  order: OrderRow;
+  units: UnitRow[];
+  /** The copy may differ from the database: read again before the next step. */
+  dirty: boolean;
 }
 
 function imageUrlOf(m: HistoryMessage): string | undefined {

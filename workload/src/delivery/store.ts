@@ -129,6 +129,11 @@ const ORDER_COLS = `account_id, order_id, chat_id, buyer_id, buyer_name, item_id
   confirm_wanted, next_attempt_at, redeliver_at, updated_at`;
 const UNIT_COLS = `order_id, unit, rule, kind, code_id, payload, state, message_id, claimed_at, send_after,
   sent_at, confirmed_at, send_attempts, redelivered`;
+/** Typed NULLs in the order of UNIT_COLS (the "not enough codes" row of the claim statement). */
+const UNIT_NULLS = `NULL::text, NULL::int, NULL::text, NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text,
+  NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::int, NULL::int`;
+/** Stands for the code while a payload is rendered; replaced by the claim statement. */
+const CODE_MARK = '\uE000code\uE000';
 
 /** What applying an order event did. */
 export interface OrderUpdate {
@@ -168,43 +173,42 @@ export class DeliveryStore {
    * messages of one order applied at once cannot lose either.
    */
   async applyOrderEvent(accountId: string, ev: OrderEvent): Promise<OrderUpdate> {
-    return this.sql.transaction(async (tx) => {
-      // A new order: inserted as announced. Two first messages of one order racing each other
-      // meet at the primary key: the second waits for the first, then takes the update path.
-      const first: OrderStatus = ev.status ?? 'processing';
-      const firstPayable = isPayable(first);
-      const ins = await tx.query<Row>(
-        `INSERT INTO orders (account_id, order_id, chat_id, buyer_id, buyer_name, item_id, status, status_at,
-           paid_at, bargain, delivery_state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (account_id, order_id) DO NOTHING
-         RETURNING ${ORDER_COLS}`,
-        [
-          accountId,
-          ev.orderId,
-          ev.chatId ?? null,
-          ev.buyerId ?? null,
-          ev.buyerName ?? null,
-          ev.itemId ?? null,
-          first,
-          ev.at,
-          firstPayable ? ev.at : null,
-          ev.bargain === true,
-          firstPayable ? 'pending' : 'none',
-        ],
-      );
-      if (ins.rows[0]) return { order: toOrder(ins.rows[0]), changed: true, becamePayable: firstPayable };
-      const { rows } = await tx.query<Row>(
-        `SELECT ${ORDER_COLS} FROM orders WHERE account_id = $1 AND order_id = $2 FOR UPDATE`,
-        [accountId, ev.orderId],
-      );
-      const prev = toOrder(rows[0]!);
+    // A new order: inserted as announced, in one statement. Two first messages of one order
+    // racing each other meet at the primary key; the loser takes the update path.
+    const first: OrderStatus = ev.status ?? 'processing';
+    const firstPayable = isPayable(first);
+    const ins = await this.sql.query<Row>(
+      `INSERT INTO orders (account_id, order_id, chat_id, buyer_id, buyer_name, item_id, status, status_at,
+         paid_at, bargain, delivery_state)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+       ON CONFLICT (account_id, order_id) DO NOTHING
+       RETURNING ${ORDER_COLS}`,
+      [
+        accountId,
+        ev.orderId,
+        ev.chatId ?? null,
+        ev.buyerId ?? null,
+        ev.buyerName ?? null,
+        ev.itemId ?? null,
+        first,
+        ev.at,
+        firstPayable ? ev.at : null,
+        ev.bargain === true,
+        firstPayable ? 'pending' : 'none',
+      ],
+    );
+    if (ins.rows[0]) return { order: toOrder(ins.rows[0]), changed: true, becamePayable: firstPayable };
+    // Known order: read, decide in code, write only if nobody changed status or delivery state
+    // meanwhile (compare and set); on a lost race, read again.
+    for (let attempt = 0; ; attempt++) {
+      const prev = await this.getOrder(accountId, ev.orderId);
+      if (!prev) throw new Error(`order ${ev.orderId} vanished`);
       const moves = ev.status !== undefined && orderMayMove(prev.status, ev.status);
       const status = moves ? ev.status! : prev.status;
       const payable = isPayable(status);
       const becamePayable = payable && (prev.deliveryState === 'none' || prev.deliveryState === 'cancelled');
       const deliveryState: DeliveryState = becamePayable ? 'pending' : prev.deliveryState;
-      const { rows: out } = await tx.query<Row>(
+      const { rows: out } = await this.sql.query<Row>(
         `UPDATE orders AS o SET
            chat_id = COALESCE(o.chat_id, $3),
            buyer_id = COALESCE(o.buyer_id, $4),
@@ -214,9 +218,9 @@ export class DeliveryStore {
            status_at = CASE WHEN o.status = $7 THEN o.status_at ELSE $8 END,
            paid_at = COALESCE(o.paid_at, $9),
            bargain = o.bargain OR $10,
-           delivery_state = $11,
+           delivery_state = CASE WHEN $11::boolean THEN 'pending' ELSE o.delivery_state END,
            updated_at = now()
-         WHERE account_id = $1 AND order_id = $2
+         WHERE account_id = $1 AND order_id = $2 AND o.status = $12 AND o.delivery_state = $13
          RETURNING ${ORDER_COLS}`,
         [
           accountId,
@@ -229,11 +233,15 @@ export class DeliveryStore {
           ev.at,
           payable ? ev.at : null,
           ev.bargain === true,
-          deliveryState,
+          becamePayable,
+          prev.status,
+          prev.deliveryState,
         ],
       );
-      return { order: toOrder(out[0]!), changed: prev.status !== status, becamePayable };
-    });
+      if (out[0]) return { order: toOrder(out[0]), changed: prev.status !== status, becamePayable };
+      if (attempt >= 20) throw new Error(`order ${ev.orderId}: too many concurrent updates`);
+      void deliveryState;
+    }
   }
 
   async getOrder(accountId: string, orderId: string): Promise<OrderRow | undefined> {
@@ -345,18 +353,15 @@ export class DeliveryStore {
     state: 'delivered' | 'confirmed' | 'cancelled',
   ): Promise<void> {
     if (state === 'confirmed') {
-      await this.sql.transaction(async (tx) => {
-        await tx.query(
-          `UPDATE delivery_units SET state = 'confirmed', confirmed_at = now()
-           WHERE account_id = $1 AND order_id = $2 AND state = 'sent'`,
-          [accountId, orderId],
-        );
-        await tx.query(
-          `UPDATE orders SET delivery_state = 'confirmed', waiting_reason = NULL, next_attempt_at = NULL, updated_at = now()
-           WHERE account_id = $1 AND order_id = $2`,
-          [accountId, orderId],
-        );
-      });
+      await this.sql.query(
+        `WITH u AS (
+           UPDATE delivery_units SET state = 'confirmed', confirmed_at = now()
+           WHERE account_id = $1 AND order_id = $2 AND state = 'sent'
+         )
+         UPDATE orders SET delivery_state = 'confirmed', waiting_reason = NULL, next_attempt_at = NULL, updated_at = now()
+         WHERE account_id = $1 AND order_id = $2`,
+        [accountId, orderId],
+      );
       return;
     }
     await this.sql.query(
@@ -375,56 +380,63 @@ export class DeliveryStore {
    * make a second claim of the same unit or code fail instead of delivering twice.
    */
   async claim(c: ClaimInput): Promise<ClaimResult> {
-    return this.sql.transaction(async (tx) => {
-      const n = c.units.length;
-      let codes: { id: number; code: string }[] = [];
-      if (c.pool !== undefined) {
-        const { rows } = await tx.query<{ id: unknown; code: string }>(
-          `SELECT id, code FROM pool_codes
-           WHERE pool = $1 AND account_id IS NULL AND NOT withdrawn
-           ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-          [c.pool, n],
-        );
-        codes = rows.map((r) => ({ id: Number(r.id), code: r.code }));
-        if (codes.length < n) {
-          const free = await tx.query<{ n: number }>(
-            'SELECT count(*)::int AS n FROM pool_codes WHERE pool = $1 AND account_id IS NULL AND NOT withdrawn',
-            [c.pool],
-          );
-          return { ok: false, reason: 'out_of_stock', free: Number(free.rows[0]?.n ?? 0) };
-        }
-        await tx.query(
-          `UPDATE pool_codes p SET account_id = $1, order_id = $2, unit = u.unit, claimed_at = now()
-           FROM unnest($3::bigint[], $4::int[]) AS u(id, unit)
-           WHERE p.id = u.id AND p.account_id IS NULL`,
-          [c.accountId, c.orderId, codes.map((x) => x.id), c.units],
-        );
-      }
-      const payloads = c.units.map((u, i) => c.render(u, codes[i]?.code));
-      const { rows } = await tx.query<Row>(
-        `INSERT INTO delivery_units (account_id, order_id, unit, rule, kind, code_id, payload, state, claimed_at, send_after)
-         SELECT $1, $2, u.unit, $3, $4, u.code_id, u.payload, 'claimed', now(), $5
-         FROM unnest($6::int[], $7::bigint[], $8::text[]) AS u(unit, code_id, payload)
-         RETURNING ${UNIT_COLS}`,
-        [
-          c.accountId,
-          c.orderId,
-          c.rule,
-          c.kind,
-          c.sendAfter,
-          c.units,
-          c.units.map((_, i) => codes[i]?.id ?? null),
-          payloads,
-        ],
-      );
-      await tx.query(
-        `UPDATE orders SET delivery_state = 'delivering', rule = $3, confirm_wanted = $4, waiting_reason = NULL,
+    // One statement: take up to n free codes with FOR UPDATE SKIP LOCKED, and only if there are
+    // n of them reserve them, insert the unit rows (the payload is rendered around a marker the
+    // statement replaces with the code) and move the order to `delivering`. Locks end with it.
+    const templates = c.units.map((u) => c.render(u, CODE_MARK));
+    const { rows } = await this.sql.query<Row & { ok: boolean }>(
+      `WITH picked AS (
+         SELECT id, code, row_number() OVER (ORDER BY id) AS rn FROM (
+           SELECT id, code FROM pool_codes
+           WHERE $9::boolean AND pool = $10 AND account_id IS NULL AND NOT withdrawn
+           ORDER BY id LIMIT $11 FOR UPDATE SKIP LOCKED
+         ) free
+       ), enough AS (
+         SELECT NOT $9::boolean OR count(*) = $11 AS ok FROM picked
+       ), wanted AS (
+         SELECT u.unit, u.tpl, u.ord FROM unnest($6::int[], $7::text[]) WITH ORDINALITY AS u(unit, tpl, ord)
+       ), reserved AS (
+         UPDATE pool_codes p SET account_id = $1, order_id = $2, unit = w.unit, claimed_at = now()
+         FROM picked JOIN wanted w ON w.ord = picked.rn, enough
+         WHERE p.id = picked.id AND enough.ok AND p.account_id IS NULL
+         RETURNING p.id, p.code, w.unit, w.tpl
+       ), src AS (
+         SELECT w.unit, r.id AS code_id, CASE WHEN r.code IS NULL THEN w.tpl ELSE replace(w.tpl, $8, r.code) END AS payload
+         FROM wanted w LEFT JOIN reserved r ON r.unit = w.unit, enough
+         WHERE enough.ok AND (NOT $9::boolean OR r.id IS NOT NULL)
+       ), ins AS (
+         INSERT INTO delivery_units (account_id, order_id, unit, rule, kind, code_id, payload, state, claimed_at, send_after)
+         SELECT $1, $2, unit, $3, $4, code_id, payload, 'claimed', now(), $5 FROM src
+         RETURNING ${UNIT_COLS}
+       ), ord AS (
+         UPDATE orders SET delivery_state = 'delivering', rule = $3, confirm_wanted = $12, waiting_reason = NULL,
            next_attempt_at = NULL, updated_at = now()
-         WHERE account_id = $1 AND order_id = $2`,
-        [c.accountId, c.orderId, c.rule, c.confirmWanted],
-      );
-      return { ok: true, units: rows.map(toUnit) };
-    });
+         WHERE account_id = $1 AND order_id = $2 AND (SELECT ok FROM enough)
+       )
+       SELECT ins.*, true AS ok FROM ins
+       UNION ALL SELECT ${UNIT_NULLS}, false AS ok FROM enough WHERE NOT enough.ok`,
+      [
+        c.accountId,
+        c.orderId,
+        c.rule,
+        c.kind,
+        c.sendAfter,
+        c.units,
+        templates,
+        CODE_MARK,
+        c.pool !== undefined,
+        c.pool ?? '',
+        c.units.length,
+        c.confirmWanted,
+      ],
+    );
+    const units = rows.filter((r) => r.ok).map(toUnit);
+    if (units.length === c.units.length) return { ok: true, units };
+    const free = await this.sql.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM pool_codes WHERE pool = $1 AND account_id IS NULL AND NOT withdrawn',
+      [c.pool ?? ''],
+    );
+    return { ok: false, reason: 'out_of_stock', free: Number(free.rows[0]?.n ?? 0) };
   }
 
   /** Counts a send attempt (before the send): a unit with attempts is looked up before re-sending. */
