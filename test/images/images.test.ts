@@ -253,7 +253,7 @@ await b.close();
     assert.match(r.version, /^\d+\./);
   });
 
-  test('one browser, no compilers, no package caches', async () => {
+  test('one browser, no compilers, no npm, no package caches', async () => {
     const out = await podman([
       ...RUN,
       '--rm',
@@ -261,7 +261,7 @@ await b.close();
       'sh',
       IMAGES.workload,
       '-c',
-      'for c in gcc cc g++ make curl wget firefox google-chrome; do command -v $c; done; ' +
+      'for c in gcc cc g++ make npm npx curl wget firefox google-chrome; do command -v $c; done; ' +
         'find / -xdev \\( -name ms-playwright -o -name "chrome-linux*" \\) 2>/dev/null; ' +
         'ls /var/lib/apt/lists | wc -l; ls /usr/lib/chromium/chromium-headless-shell',
     ]);
