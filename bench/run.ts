@@ -128,7 +128,7 @@ class Driver {
   }
 }
 
-async function runOnce(dbUrl: string | undefined): Promise<Result[]> {
+async function runOnce(dbUrl: string | undefined, nodeOptions = ''): Promise<Result[]> {
   const sim = await startSim();
   const seller = sim.createSeller({ nick: 'bench' });
   const item = sim.createItem({ sellerId: seller.unb, title: '激活码', price: '10' });
@@ -150,6 +150,7 @@ async function runOnce(dbUrl: string | undefined): Promise<Result[]> {
         log: { level: 'warn' },
       },
       env: {
+        NODE_OPTIONS: nodeOptions,
         XIANYU_COOKIES: seller.cookies,
         XIANYU_API_URL: sim.url,
         XIANYU_IM_URL: sim.imUrl,
@@ -240,11 +241,24 @@ async function runOnce(dbUrl: string | undefined): Promise<Result[]> {
   return results;
 }
 
+/** The V8 flags the workload image runs with (ENV NODE_OPTIONS in Dockerfile.workload), if any. */
+function imageNodeOptions(): string {
+  const dockerfile = new URL('../Dockerfile.workload', import.meta.url).pathname;
+  const m = /^\s*(?:ENV\s+)?NODE_OPTIONS="([^"]+)"/m.exec(readFileSync(dockerfile, 'utf8'));
+  return m?.[1] ?? '';
+}
+
 async function main(): Promise<number> {
   const dbUrl = values['database-url'] ?? process.env.DATABASE_URL ?? process.env.TEST_DATABASE_URL;
   const runs: Run[] = [];
-  if (dbUrl) runs.push({ variant: 'PostgreSQL', results: await runOnce(dbUrl) });
-  else log('bench: no PostgreSQL URL (run through `make bench`): PGlite only');
+  const imageFlags = imageNodeOptions();
+  if (dbUrl) {
+    runs.push({ variant: 'PostgreSQL', results: await runOnce(dbUrl) });
+    if (imageFlags) {
+      log(`bench: again with the workload image's NODE_OPTIONS (${imageFlags})`);
+      runs.push({ variant: `PostgreSQL, ${imageFlags}`, results: await runOnce(dbUrl, imageFlags) });
+    }
+  } else log('bench: no PostgreSQL URL (run through `make bench`): PGlite only');
   runs.push({ variant: 'PGlite', results: await runOnce(undefined) });
   report({
     title: 'Reply workload benchmark',
