@@ -47,6 +47,7 @@ demo: build cluster-bins
 bench: build cluster-bins
 	scripts/with-postgres.sh node --import tsx bench/run.ts
 	node --import tsx bench/operator.ts
+	scripts/with-postgres.sh node --import tsx bench/delivery.ts
 
 clean:
 	rm -rf workload/dist operator/dist .tools node_modules .demo .pgtest

@@ -2,7 +2,7 @@
 // real PostgreSQL server (TEST_DATABASE_URL) and on PGlite.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -369,6 +369,60 @@ async function pgQuery(url: string, text: string, params: unknown[]): Promise<Re
     await c.end();
   }
 }
+
+describe('order details from the order page in Chromium (playwright-core)', () => {
+  it('quantity and spec scraped from the rendered page decide the units and the rule', {
+    skip: existsSync('/usr/bin/chromium')
+      ? false
+      : 'Debian chromium not installed (apt-get install -y chromium)',
+  }, async () => {
+    const seller = sim.createSeller();
+    const dir = mkdtempSync(join(tmpdir(), 'xianyu-dl-browser-'));
+    writeFileSync(join(dir, 'codes.txt'), 'BR-1\nBR-2\nBR-3\n');
+    const itemId = sim.createItem({ sellerId: seller.unb, title: '兑换码', price: '1' }).itemId;
+    const cfg = {
+      account: { id: 'browser' },
+      session: { registerSettleMs: 0 },
+      delivery: {
+        unitIntervalMs: 0,
+        orderDetails: { source: 'browser', url: `${sim.url}/order-detail?orderId={order_id}&role=seller` },
+        pools: { p: { file: join(dir, 'codes.txt') } },
+        rules: [
+          { name: 'std', itemIds: [itemId], source: { type: 'text', text: 'WRONG' } },
+          {
+            name: 'dlx',
+            itemIds: [itemId],
+            spec: { name: '版本', value: '豪华版' },
+            source: { type: 'pool', pool: 'p' },
+          },
+        ],
+      },
+    };
+    const wl = await startWorkloadProcess({ config: cfg, env: envFor(seller), dir });
+    try {
+      const id = orderId();
+      const { chatId } = await sim.pushTradeCard({
+        sellerId: seller.unb,
+        buyerId: '3700000002',
+        itemId,
+        orderId: id,
+        kind: 'paid',
+        quantity: 2,
+        spec: '版本:豪华版',
+      });
+      await sim.waitFor(() => sim.orders(seller.unb).find((o) => o.orderId === id)?.shippedAt, 30_000);
+      assert.deepEqual(
+        sim
+          .sent(seller.unb)
+          .filter((s) => s.chatId === chatId)
+          .map((s) => s.text),
+        ['BR-1', 'BR-2'],
+      );
+    } finally {
+      await wl.stop();
+    }
+  });
+});
 
 describe('auto-delivery on PGlite', () => {
   it('delivers a paid order and confirms it (embedded database)', async () => {

@@ -130,8 +130,7 @@ export function browserDetails(o: {
         const cookies = [...parseCookies(o.cookies())].map(([name, value]) => ({
           name,
           value,
-          domain: url.hostname,
-          path: '/',
+          url: url.origin,
         }));
         await context.addCookies(cookies);
         const page = await context.newPage();

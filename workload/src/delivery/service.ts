@@ -144,6 +144,8 @@ export class DeliveryService {
     return next;
   }
   private readonly eventChains = new Map<string, Promise<void>>();
+  /** Orders just created by a paid card: the first step needs no read. */
+  private readonly known = new Map<string, OrderRow>();
 
   private async applyEventNow(ev: Parameters<DeliveryStore['applyOrderEvent']>[1]): Promise<void> {
     try {
@@ -155,6 +157,8 @@ export class DeliveryService {
         );
       }
       const open = ['pending', 'waiting', 'delivering'].includes(r.order.deliveryState);
+      this.known.delete(ev.orderId); // any later event makes an earlier copy stale
+      if (r.becamePayable && r.created) this.known.set(ev.orderId, r.order); // no units yet: skip a read
       if (r.becamePayable || (open && (r.changed || ev.status === 'pending_ship'))) this.kick(ev.orderId);
     } catch (err) {
       this.log.error({ err, orderId: ev.orderId }, 'order event not recorded');
@@ -267,7 +271,10 @@ export class DeliveryService {
     // `again`) means the copy may be stale: read again before the next step.
     let ctx: Ctx | undefined;
     for (let i = 0; i < MAX_STEPS && !this.stopped; i++) {
-      if (!ctx || ctx.dirty || this.again.delete(orderId)) {
+      const known = i === 0 ? this.known.get(orderId) : undefined;
+      this.known.delete(orderId);
+      if (known && !this.again.has(orderId)) ctx = { order: known, units: [], dirty: false };
+      else if (!ctx || ctx.dirty || this.again.delete(orderId)) {
         const order = await this.d.store.getOrder(this.accountId, orderId);
         if (!order) return;
         ctx = { order, units: await this.d.store.getUnits(this.accountId, orderId), dirty: false };

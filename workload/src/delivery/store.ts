@@ -142,6 +142,8 @@ export interface OrderUpdate {
   changed: boolean;
   /** The order just became owed goods (pending delivery). */
   becamePayable: boolean;
+  /** This event created the order row. */
+  created: boolean;
 }
 
 export interface ClaimInput {
@@ -197,7 +199,8 @@ export class DeliveryStore {
         firstPayable ? 'pending' : 'none',
       ],
     );
-    if (ins.rows[0]) return { order: toOrder(ins.rows[0]), changed: true, becamePayable: firstPayable };
+    if (ins.rows[0])
+      return { order: toOrder(ins.rows[0]), changed: true, becamePayable: firstPayable, created: true };
     // Known order: read, decide in code, write only if nobody changed status or delivery state
     // meanwhile (compare and set); on a lost race, read again.
     for (let attempt = 0; ; attempt++) {
@@ -238,7 +241,8 @@ export class DeliveryStore {
           prev.deliveryState,
         ],
       );
-      if (out[0]) return { order: toOrder(out[0]), changed: prev.status !== status, becamePayable };
+      if (out[0])
+        return { order: toOrder(out[0]), changed: prev.status !== status, becamePayable, created: false };
       if (attempt >= 20) throw new Error(`order ${ev.orderId}: too many concurrent updates`);
       void deliveryState;
     }

@@ -148,7 +148,9 @@ export class LwpConnection extends EventEmitter<ConnectionEvents> {
       return;
     }
     const mid = frameMid(frame);
-    const p = mid === undefined ? undefined : this.#pending.get(mid);
+    // Only an answer (no lwp path of its own) settles a request: a server push whose random mid
+    // happens to equal a pending request's must not be taken for its answer.
+    const p = mid === undefined || typeof frame.lwp === 'string' ? undefined : this.#pending.get(mid);
     if (p && mid !== undefined) {
       this.#pending.delete(mid);
       clearTimeout(p.timer);
