@@ -148,7 +148,7 @@ async function main(): Promise<void> {
           throw new Error(
             `only ${ids.filter((id) => confirmed.has(id)).length}/${ids.length} delivered in time`,
           );
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 100)); // sim.orders() copies every order: poll gently
       }
     };
 

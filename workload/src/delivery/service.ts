@@ -506,7 +506,10 @@ export class DeliveryService {
     order.waitingReason = null;
     this.log.info({ orderId, rule: rule.name, units: result.units.length, why: m.why }, 'units claimed');
     this.crash('after-claim');
-    if (src.type === 'pool') this.stockSoon(src.pool);
+    if (src.type === 'pool') {
+      this.d.metrics.stock.dec({ pool: src.pool }, result.units.length); // recounted within a second
+      this.stockSoon(src.pool);
+    }
     return true;
   }
 
