@@ -287,6 +287,31 @@ describe('auto-delivery end to end on PostgreSQL', () => {
     assert.equal(sentIn(chatId).length, 0);
   });
 
+  it('the echo of a delivery sent by an earlier process is no manual takeover', async () => {
+    const o = await paid(itemKw);
+    const text = `视频会员月卡：VIP-${o.orderId}`;
+    await sim.waitFor(() => sentIn(o.chatId).find((x) => x.text === text), 10_000);
+    // The same text arriving as a seller message this process did not send (a replayed echo).
+    const { messageId } = await sim.sellerSaysByHand({
+      sellerId: seller.unb,
+      chatId: o.chatId,
+      buyerId: o.buyerId,
+      text,
+    });
+    const line = await wl.waitForLog((l) => l.messageId === messageId && l.decision !== undefined);
+    assert.equal(line.decision, 'ignore');
+    assert.equal(line.reason, 'own_echo');
+    // A message the seller really typed still pauses the bot.
+    const typed = await sim.sellerSaysByHand({
+      sellerId: seller.unb,
+      chatId: o.chatId,
+      buyerId: o.buyerId,
+      text: '我来处理',
+    });
+    const l2 = await wl.waitForLog((l) => l.messageId === typed.messageId && l.decision !== undefined);
+    assert.equal(l2.decision, 'takeover');
+  });
+
   it('codes never appear in logs, metrics or status', async () => {
     const everything = [
       wl.output().join('\n'),

@@ -130,6 +130,14 @@ export async function startWorkload(
 
   s.on('message', (m) => {
     if (dcfg.enabled) delivery.onMessage(m);
+    if (dcfg.enabled && m.senderId === sellerId && !m.isOwnEcho) {
+      // The echo of a delivery sent by a process that died is not the seller typing by hand.
+      delivery.isDeliveryEcho(m).then(
+        (ours) => responder.handle(ours ? { ...m, isOwnEcho: true } : m),
+        () => responder.handle(m),
+      );
+      return;
+    }
     responder.handle(m);
   });
   s.on('push', (e) => {

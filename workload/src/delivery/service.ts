@@ -122,6 +122,17 @@ export class DeliveryService {
     });
   }
 
+  /**
+   * A seller message the session could not recognise as its own echo (e.g. the echo of a send by
+   * a process that died, replayed to this one): is it one of our deliveries? Then it is no human
+   * takeover.
+   */
+  async isDeliveryEcho(m: ChatMessage): Promise<boolean> {
+    if (m.senderId !== this.d.sellerId || m.isOwnEcho) return false;
+    const ids = [m.messageId, ...(m.serverMessageId ? [m.serverMessageId] : [])];
+    return this.d.store.isDeliveryMessage(this.accountId, m.chatId, ids, m.text);
+  }
+
   /** Red reminders without a chat message (交易关闭 → cancelled). */
   onPush(e: PushEntry): void {
     if (e.kind !== 'red-reminder') return;

@@ -443,6 +443,22 @@ export class DeliveryStore {
     return { ok: false, reason: 'out_of_stock', free: Number(free.rows[0]?.n ?? 0) };
   }
 
+  /** Whether a seller message in a chat is one of our deliveries (by message id or content). */
+  async isDeliveryMessage(
+    accountId: string,
+    chatId: string,
+    messageIds: string[],
+    text: string,
+  ): Promise<boolean> {
+    const { rows } = await this.sql.query(
+      `SELECT 1 AS ok FROM delivery_units u JOIN orders o USING (account_id, order_id)
+       WHERE u.account_id = $1 AND o.chat_id = $2 AND (u.message_id = ANY($3::text[]) OR u.payload = $4)
+       LIMIT 1`,
+      [accountId, chatId, messageIds, text],
+    );
+    return rows.length > 0;
+  }
+
   /** Counts a send attempt (before the send): a unit with attempts is looked up before re-sending. */
   async noteAttempt(accountId: string, orderId: string, unit: number): Promise<void> {
     await this.sql.query(
