@@ -135,6 +135,16 @@ const UNIT_NULLS = `NULL::text, NULL::int, NULL::text, NULL::text, NULL::bigint,
 /** Stands for the code while a payload is rendered; replaced by the claim statement. */
 const CODE_MARK = '\uE000code\uE000';
 
+const ORDER_STATUSES: readonly OrderStatus[] = [
+  'processing',
+  'pending_ship',
+  'shipped',
+  'completed',
+  'refunding',
+  'refund_cancelled',
+  'cancelled',
+];
+
 /** What applying an order event did. */
 export interface OrderUpdate {
   order: OrderRow;
@@ -175,16 +185,40 @@ export class DeliveryStore {
    * messages of one order applied at once cannot lose either.
    */
   async applyOrderEvent(accountId: string, ev: OrderEvent): Promise<OrderUpdate> {
-    // A new order: inserted as announced, in one statement. Two first messages of one order
-    // racing each other meet at the primary key; the loser takes the update path.
+    // One statement: a new order is inserted as announced; a known one (row-locked by the
+    // upsert) moves only from the statuses `orderMayMove` allows, computed here as a list.
+    // `prev` reads the statement's snapshot (the row before this upsert): it only tells what
+    // changed, the move itself is decided on the locked row.
     const first: OrderStatus = ev.status ?? 'processing';
     const firstPayable = isPayable(first);
-    const ins = await this.sql.query<Row>(
-      `INSERT INTO orders (account_id, order_id, chat_id, buyer_id, buyer_name, item_id, status, status_at,
-         paid_at, bargain, delivery_state)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-       ON CONFLICT (account_id, order_id) DO NOTHING
-       RETURNING ${ORDER_COLS}`,
+    const allowedFrom = ev.status ? ORDER_STATUSES.filter((f) => orderMayMove(f, ev.status!)) : [];
+    const { rows } = await this.sql.query<
+      Row & { inserted: boolean; prev_status: string | null; prev_delivery: string | null }
+    >(
+      `WITH prev AS (
+         SELECT status, delivery_state FROM orders WHERE account_id = $1 AND order_id = $2
+       ), up AS (
+         INSERT INTO orders AS o (account_id, order_id, chat_id, buyer_id, buyer_name, item_id, status, status_at,
+           paid_at, bargain, delivery_state)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (account_id, order_id) DO UPDATE SET
+           chat_id = COALESCE(o.chat_id, EXCLUDED.chat_id),
+           buyer_id = COALESCE(o.buyer_id, EXCLUDED.buyer_id),
+           buyer_name = COALESCE(EXCLUDED.buyer_name, o.buyer_name),
+           item_id = COALESCE(o.item_id, EXCLUDED.item_id),
+           status = CASE WHEN o.status = ANY($12::text[]) THEN EXCLUDED.status ELSE o.status END,
+           status_at = CASE WHEN o.status = ANY($12::text[]) THEN EXCLUDED.status_at ELSE o.status_at END,
+           paid_at = COALESCE(o.paid_at,
+             CASE WHEN o.status = ANY($12::text[]) AND EXCLUDED.status = ANY($13::text[]) THEN EXCLUDED.status_at END),
+           bargain = o.bargain OR EXCLUDED.bargain,
+           delivery_state = CASE
+             WHEN o.status = ANY($12::text[]) AND EXCLUDED.status = ANY($13::text[])
+               AND o.delivery_state IN ('none', 'cancelled') THEN 'pending'
+             ELSE o.delivery_state END,
+           updated_at = now()
+         RETURNING ${ORDER_COLS}, (xmax = 0) AS inserted
+       )
+       SELECT up.*, (SELECT status FROM prev) AS prev_status, (SELECT delivery_state FROM prev) AS prev_delivery FROM up`,
       [
         accountId,
         ev.orderId,
@@ -197,55 +231,22 @@ export class DeliveryStore {
         firstPayable ? ev.at : null,
         ev.bargain === true,
         firstPayable ? 'pending' : 'none',
+        allowedFrom,
+        ORDER_STATUSES.filter(isPayable),
       ],
     );
-    if (ins.rows[0])
-      return { order: toOrder(ins.rows[0]), changed: true, becamePayable: firstPayable, created: true };
-    // Known order: read, decide in code, write only if nobody changed status or delivery state
-    // meanwhile (compare and set); on a lost race, read again.
-    for (let attempt = 0; ; attempt++) {
-      const prev = await this.getOrder(accountId, ev.orderId);
-      if (!prev) throw new Error(`order ${ev.orderId} vanished`);
-      const moves = ev.status !== undefined && orderMayMove(prev.status, ev.status);
-      const status = moves ? ev.status! : prev.status;
-      const payable = isPayable(status);
-      const becamePayable = payable && (prev.deliveryState === 'none' || prev.deliveryState === 'cancelled');
-      const deliveryState: DeliveryState = becamePayable ? 'pending' : prev.deliveryState;
-      const { rows: out } = await this.sql.query<Row>(
-        `UPDATE orders AS o SET
-           chat_id = COALESCE(o.chat_id, $3),
-           buyer_id = COALESCE(o.buyer_id, $4),
-           buyer_name = COALESCE($5, o.buyer_name),
-           item_id = COALESCE(o.item_id, $6),
-           status = $7,
-           status_at = CASE WHEN o.status = $7 THEN o.status_at ELSE $8 END,
-           paid_at = COALESCE(o.paid_at, $9),
-           bargain = o.bargain OR $10,
-           delivery_state = CASE WHEN $11::boolean THEN 'pending' ELSE o.delivery_state END,
-           updated_at = now()
-         WHERE account_id = $1 AND order_id = $2 AND o.status = $12 AND o.delivery_state = $13
-         RETURNING ${ORDER_COLS}`,
-        [
-          accountId,
-          ev.orderId,
-          ev.chatId ?? null,
-          ev.buyerId ?? null,
-          ev.buyerName ?? null,
-          ev.itemId ?? null,
-          status,
-          ev.at,
-          payable ? ev.at : null,
-          ev.bargain === true,
-          becamePayable,
-          prev.status,
-          prev.deliveryState,
-        ],
-      );
-      if (out[0])
-        return { order: toOrder(out[0]), changed: prev.status !== status, becamePayable, created: false };
-      if (attempt >= 20) throw new Error(`order ${ev.orderId}: too many concurrent updates`);
-      void deliveryState;
-    }
+    const r = rows[0]!;
+    const order = toOrder(r);
+    if (r.inserted === true) return { order, changed: true, becamePayable: firstPayable, created: true };
+    const prevDelivery = r.prev_delivery;
+    return {
+      order,
+      changed: r.prev_status !== order.status,
+      becamePayable:
+        order.deliveryState === 'pending' &&
+        (prevDelivery === null || prevDelivery === 'none' || prevDelivery === 'cancelled'),
+      created: false,
+    };
   }
 
   async getOrder(accountId: string, orderId: string): Promise<OrderRow | undefined> {
