@@ -60,7 +60,10 @@ export class Responder {
   constructor(private readonly deps: ResponderDeps) {
     this.accountId = deps.config.account.id;
     this.limiter = new RateLimiter(deps.config.reply.rateLimit.perMinute);
-    this.messageLog = new MessageLog(deps.store, deps.log);
+    // PGlite runs its SQL on this thread: fewer, larger batches keep it from stalling replies.
+    this.messageLog = new MessageLog(deps.store, deps.log, {
+      flushMs: deps.store.sql.kind === 'pglite' ? 250 : 20,
+    });
     this.random = deps.random ?? Math.random;
   }
 
