@@ -3,7 +3,7 @@
 // code sent → shipment confirmed) and the paid → sent latency at a steady rate.
 // Results: bench/delivery.json and bench/DELIVERY.md. Run with --help for options.
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -43,6 +43,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
+  const loadAtStart = loadavg()[0]!.toFixed(1);
   const admin = values['database-url'] ?? process.env.DATABASE_URL ?? process.env.TEST_DATABASE_URL;
   if (!admin)
     throw new Error(
@@ -229,7 +230,7 @@ async function main(): Promise<void> {
         ok: percentile(lat, 99) <= 50,
       },
     ];
-    const env = `${availableParallelism()} CPUs, PostgreSQL (scripts/with-postgres.sh, fsync off), simulator in the bench process, ${new Date().toISOString().slice(0, 10)}`;
+    const env = `${availableParallelism()} CPUs (load average ${loadAtStart} before the run, shared machine), PostgreSQL (scripts/with-postgres.sh, fsync off), simulator in the bench process, ${new Date().toISOString().slice(0, 10)}`;
     const table = [
       '| measurement | value | target | ok |',
       '| --- | --- | --- | --- |',

@@ -76,7 +76,10 @@ export function decodePushEntry(entry: unknown, opts: DecodeOptions = {}): Decod
     const compact = trimmed.replace(/\s+/g, '');
     if (!BASE64.test(compact)) return { kind: 'malformed', reason: 'not base64' };
     const bytes = Buffer.from(compact, 'base64');
-    const asJson = tryJson(bytes.toString('utf8'));
+    // JSON only when the bytes can be a JSON object: a failed parse throws, which is costly on
+    // the hot path of every msgpack entry (a msgpack map starts with 0x80-0x8f / 0xde / 0xdf).
+    const firstByte = bytes.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
+    const asJson = firstByte === 0x7b ? tryJson(bytes.toString('utf8')) : undefined;
     if (obj(asJson)) return classify(asJson, opts);
     let decoded: unknown;
     try {
