@@ -27,6 +27,12 @@ describe('exactly-once delivery under SIGKILL at every step boundary (PostgreSQL
   const crashedAt: string[] = [];
   let spawned = 0;
   let supervising = true;
+  /** Starts in flight: the end of the test waits for them, so none outlives it. */
+  const spawning = new Set<Promise<void>>();
+  const track = (p: Promise<void>) => {
+    spawning.add(p);
+    void p.finally(() => spawning.delete(p));
+  };
 
   before(async () => {
     const admin = process.env.TEST_DATABASE_URL;
@@ -47,6 +53,7 @@ describe('exactly-once delivery under SIGKILL at every step boundary (PostgreSQL
 
   after(async () => {
     supervising = false;
+    await Promise.allSettled([...spawning]);
     await Promise.all([...procs].map((p) => p.stop('SIGKILL')));
     await sim?.close();
   });
@@ -103,6 +110,10 @@ describe('exactly-once delivery under SIGKILL at every step boundary (PostgreSQL
         if (supervising) await spawn();
         return;
       }
+      if (!supervising) {
+        await p.stop('SIGKILL'); // started while the test was finishing
+        return;
+      }
       procs.add(p);
       p.child.once('exit', () => {
         procs.delete(p);
@@ -110,10 +121,15 @@ describe('exactly-once delivery under SIGKILL at every step boundary (PostgreSQL
           writeFileSync(join(process.env.FAULTS_LOG_DIR, `p${n}.log`), p.output().join('\n'));
         const line = p.output().find((l) => l.startsWith('XIANYU_CRASH_AT: SIGKILL at'));
         if (line) crashedAt.push(line.replace('XIANYU_CRASH_AT: SIGKILL at ', ''));
-        if (supervising) void spawn();
+        if (supervising) track(spawn());
       });
     };
     await Promise.all([spawn(), spawn()]);
+    const stopAll = async () => {
+      supervising = false;
+      await Promise.allSettled([...spawning]);
+      await Promise.all([...procs].map((p) => p.stop('SIGKILL')));
+    };
 
     // 200 paid orders, each in its own chat, pushed in bursts while processes die and take over.
     const orders: { orderId: string; buyerId: string; chatId: string; quantity: number }[] = [];
@@ -162,9 +178,7 @@ describe('exactly-once delivery under SIGKILL at every step boundary (PostgreSQL
         }
         await new Promise((r) => setTimeout(r, 100));
       }
-      supervising = false;
-      await Promise.all([...procs].map((p) => p.stop('SIGKILL')));
-      await new Promise((r) => setTimeout(r, 100));
+      await stopAll();
 
       // Crashes happened at every boundary.
       for (const point of ['after-claim', 'after-send', 'after-record', 'mid-import']) {
