@@ -7,7 +7,7 @@ export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 TEST_FILES := 'workload/test/**/*.test.ts' 'operator/test/**/*.test.ts' 'test/**/*.test.ts'
 NODE_TEST := node --import tsx --test --test-concurrency=3 --test-timeout=180000
 
-.PHONY: help demo test test-unit bench lint format build clean node deps
+.PHONY: help demo test test-unit bench lint format build clean node deps browser
 
 help:
 	@echo "make demo    simulator + workload on PGlite, scripted conversation, transcript"
@@ -36,8 +36,12 @@ lint: deps
 format: deps
 	biome check --write .
 
+# Debian's Chromium (with CJK fonts) for the browser path: installed once, used by the tests.
+browser:
+	@scripts/ensure-apt.sh /usr/bin/chromium chromium fonts-noto-cjk
+
 # The whole suite: lint and types first (fast), then every test on a private PostgreSQL server.
-test: build lint
+test: build lint browser
 	scripts/with-postgres.sh $(NODE_TEST) $(TEST_FILES)
 
 demo: build cluster-bins
