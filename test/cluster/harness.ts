@@ -40,6 +40,8 @@ export interface TestCluster {
    */
   compactEtcd(): Promise<void>;
   kubectl(args: string[]): Promise<string>;
+  /** Server-side applies a CRD file and waits until the API server serves it (Established). */
+  installCrd(file: string, name: string): Promise<void>;
   helm(args: string[]): Promise<string>;
   stop(): Promise<void>;
 }
@@ -132,6 +134,11 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       await post('/v3/kv/compaction', { revision, physical: true });
     },
     kubectl: (args) => runTool(plane.binDir, 'kubectl', args, { env: toolEnv }),
+    async installCrd(file, name) {
+      const kubectl = (args: string[]) => runTool(plane.binDir, 'kubectl', args, { env: toolEnv });
+      await kubectl(['apply', '--server-side', '--force-conflicts', '-f', file]);
+      await kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${name}`]);
+    },
     helm: (args) => runTool(plane.binDir, 'helm', args, { env: toolEnv }),
     async stop() {
       try {

@@ -44,19 +44,7 @@ async function main(): Promise<number> {
     cluster = await startTestCluster({ log: (l) => say(`  ${l}`) });
     say(`  ready in ${((Date.now() - started) / 1000).toFixed(1)} s; kubeconfig ${cluster.kubeconfigPath}`);
     api = new KubeClient(cluster.kc);
-    await cluster.kubectl([
-      'apply',
-      '--server-side',
-      '--force-conflicts',
-      '-f',
-      join(REPO, 'crds/xianyu.io_xianyuaccounts.yaml'),
-    ]);
-    await cluster.kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd/xianyuaccounts.xianyu.io',
-    ]);
+    await cluster.installCrd(join(REPO, 'crds/xianyu.io_xianyuaccounts.yaml'), 'xianyuaccounts.xianyu.io');
     const ns = await cluster.namespace('demo');
     op = await startOperatorProcess({
       kubeconfig: cluster.kubeconfigPath,

@@ -26,13 +26,7 @@ before(
   async () => {
     cluster = await startTestCluster();
     api = new KubeClient(cluster.kc);
-    await cluster.kubectl(['apply', '--server-side', '--force-conflicts', '-f', CRD_FILE]);
-    await cluster.kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd/xianyuaccounts.xianyu.io',
-    ]);
+    await cluster.installCrd(CRD_FILE, 'xianyuaccounts.xianyu.io');
     // Discovery may lag the Established condition by a moment.
     await waitFor('xianyuaccounts served', () => api.get('/apis/xianyu.io/v1alpha1/xianyuaccounts'));
   },

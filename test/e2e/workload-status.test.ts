@@ -30,19 +30,7 @@ before(
     sim = await startSim();
     cluster = await startTestCluster();
     api = new KubeClient(cluster.kc);
-    await cluster.kubectl([
-      'apply',
-      '--server-side',
-      '--force-conflicts',
-      '-f',
-      join(REPO, 'crds/xianyu.io_xianyuaccounts.yaml'),
-    ]);
-    await cluster.kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd/xianyuaccounts.xianyu.io',
-    ]);
+    await cluster.installCrd(join(REPO, 'crds/xianyu.io_xianyuaccounts.yaml'), 'xianyuaccounts.xianyu.io');
   },
   { timeout: CLUSTER_START_TIMEOUT_MS },
 );

@@ -277,19 +277,7 @@ describe('operator image', { skip: SKIP }, () => {
       // A private control plane: this suite applies the cluster-scoped CRD itself.
       process.env.XIANYU_K8S_FRESH = '1';
       cluster = await startTestCluster();
-      await cluster.kubectl([
-        'apply',
-        '--server-side',
-        '--force-conflicts',
-        '-f',
-        join(REPO, 'crds/xianyu.io_xianyuaccounts.yaml'),
-      ]);
-      await cluster.kubectl([
-        'wait',
-        '--for=condition=Established',
-        '--timeout=60s',
-        'crd/xianyuaccounts.xianyu.io',
-      ]);
+      await cluster.installCrd(join(REPO, 'crds/xianyu.io_xianyuaccounts.yaml'), 'xianyuaccounts.xianyu.io');
     },
     { timeout: CLUSTER_START_TIMEOUT_MS },
   );

@@ -38,19 +38,7 @@ async function main() {
   const api = new KubeClient(cluster.kc);
   const ops: OperatorProcess[] = [];
   try {
-    await cluster.kubectl([
-      'apply',
-      '--server-side',
-      '--force-conflicts',
-      '-f',
-      join(REPO, 'crds/xianyu.io_xianyuaccounts.yaml'),
-    ]);
-    await cluster.kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd/xianyuaccounts.xianyu.io',
-    ]);
+    await cluster.installCrd(join(REPO, 'crds/xianyu.io_xianyuaccounts.yaml'), 'xianyuaccounts.xianyu.io');
     const ns = await cluster.namespace('bench');
     await api.create(pathFor(RESOURCES.Secret, ns), {
       apiVersion: 'v1',
