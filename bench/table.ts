@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 
-// One results table for every benchmark: this run beside the last committed run and the
+// One results table for every benchmark: this run beside the previous run (bench/*.json) and the
 // target, printed and written to bench/<NAME>.md and bench/<name>.json.
 
 export interface Result {
@@ -39,7 +39,7 @@ export function report(o: { title: string; file: string; about: string; runs: Ru
   const table = [
     header,
     '',
-    '| variant | metric | this run | last committed | target | |',
+    '| variant | metric | this run | previous run | target | |',
     '|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');

@@ -1,0 +1,272 @@
+// `make bench` (delivery part): four workload processes (four seller accounts) deliver from ONE
+// shared code pool on the real PostgreSQL server; measures deliveries per second (paid card →
+// code sent → shipment confirmed) and the paid → sent latency at a steady rate.
+// Results: bench/delivery.json and bench/DELIVERY.md. Run with --help for options.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { startWorkloadProcess, type WorkloadProcess } from '/work/main/test/harness/workload-process.js';
+import { type Seller, startSim } from '/work/main/test/sim/index.js';
+
+const { values } = parseArgs({
+  options: {
+    help: { type: 'boolean', short: 'h' },
+    'database-url': { type: 'string' },
+    orders: { type: 'string', default: '4000' },
+    rate: { type: 'string', default: '100' },
+    'no-write': { type: 'boolean' },
+  },
+});
+if (values.help) {
+  console.log(`Usage: node --import tsx bench/delivery.ts [--database-url URL] [--orders N] [--rate R] [--no-write]
+
+Four built workloads (workload/dist/main.js), one seller account each, all configured with the
+same pool file, on one PostgreSQL database (--database-url, DATABASE_URL or TEST_DATABASE_URL):
+  throughput  N paid orders pushed at once (N/4 per account): deliveries per second, counted from
+              the first paid card to the last shipment confirmed
+  latency     paid → sent p50/p99 at R paid orders per second over the four accounts
+Writes bench/delivery.json and bench/DELIVERY.md unless --no-write.`);
+  process.exit(0);
+}
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const PROCS = 4;
+const ORDERS = Number(values.orders);
+const RATE = Number(values.rate);
+const LATENCY_ORDERS = Math.max(200, RATE * 10);
+
+function percentile(sorted: number[], p: number): number {
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] ?? Number.NaN;
+}
+
+async function main(): Promise<void> {
+  const loadAtStart = loadavg()[0]!.toFixed(1);
+  const admin = values['database-url'] ?? process.env.DATABASE_URL ?? process.env.TEST_DATABASE_URL;
+  if (!admin)
+    throw new Error(
+      'needs PostgreSQL: --database-url, DATABASE_URL or TEST_DATABASE_URL (make bench starts one)',
+    );
+  const dbName = `bench_delivery_${Date.now()}`;
+  const c = new pg.Client({ connectionString: admin });
+  await c.connect();
+  await c.query(`CREATE DATABASE ${dbName}`);
+  await c.end();
+  const u = new URL(admin);
+  u.pathname = `/${dbName}`;
+  const dbUrl = u.toString();
+
+  const sim = await startSim();
+  const dir = mkdtempSync(join(tmpdir(), 'xianyu-bench-dl-'));
+  const poolFile = join(dir, 'codes.txt');
+  const totalCodes = ORDERS + LATENCY_ORDERS + 100;
+  writeFileSync(
+    poolFile,
+    `${Array.from({ length: totalCodes }, (_, i) => `BENCH-${i}-${Math.random().toString(36).slice(2, 10)}`).join('\n')}\n`,
+  );
+  const accounts: { seller: Seller; itemId: string; wl?: WorkloadProcess }[] = [];
+  for (let i = 0; i < PROCS; i++) {
+    const seller = sim.createSeller();
+    const itemId = sim.createItem({ sellerId: seller.unb, title: '激活码', price: '1' }).itemId;
+    accounts.push({ seller, itemId });
+  }
+  const sentAt = new Map<string, number>();
+  const confirmed = new Map<string, number>();
+  const paidAt = new Map<string, number>();
+  sim.onSend((s) => {
+    const m = /#(\d+)$/.exec(s.text ?? '');
+    if (m?.[1] && !sentAt.has(m[1])) sentAt.set(m[1], performance.now());
+  });
+  try {
+    await Promise.all(
+      accounts.map(async (a, i) => {
+        a.wl = await startWorkloadProcess({
+          config: {
+            account: { id: `bench-${i}` },
+            session: { registerSettleMs: 0 },
+            log: { level: 'warn' },
+            reply: { debounceMs: 0 },
+            delivery: {
+              unitIntervalMs: 0,
+              concurrency: 64,
+              pools: { shared: { file: poolFile, lowStock: 0 } },
+              rules: [
+                {
+                  name: 'codes',
+                  itemIds: [a.itemId],
+                  source: { type: 'pool', pool: 'shared' },
+                  message: '{code} #{order_id}',
+                },
+              ],
+            },
+          },
+          env: {
+            XIANYU_COOKIES: a.seller.cookies,
+            XIANYU_API_URL: sim.url,
+            XIANYU_IM_URL: sim.imUrl,
+            XIANYU_PASSPORT_URL: sim.url,
+            DATABASE_URL: dbUrl,
+          },
+          dir: mkdtempSync(join(tmpdir(), `xianyu-bench-dl-${i}-`)),
+        });
+      }),
+    );
+    // Every process has imported (or seen) the shared pool before the clock starts.
+    const db = new pg.Client({ connectionString: dbUrl });
+    await db.connect();
+    for (;;) {
+      const { rows } = await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pool_codes WHERE pool = 'shared'",
+      );
+      if (rows[0]!.n === totalCodes) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    let nextOrder = 6_000_000_000_000;
+    const push = async (a: (typeof accounts)[number], n: number) => {
+      const orderId = String(nextOrder++);
+      paidAt.set(orderId, performance.now());
+      await sim.pushTradeCard({
+        sellerId: a.seller.unb,
+        buyerId: String(3_900_000_000 + n),
+        itemId: a.itemId,
+        orderId,
+        kind: 'paid',
+      });
+      return orderId;
+    };
+    const waitShipped = async (ids: string[], timeoutMs: number) => {
+      const want = new Set(ids);
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        for (const o of sim.orders()) {
+          if (o.shippedAt && want.has(o.orderId) && !confirmed.has(o.orderId))
+            confirmed.set(o.orderId, performance.now());
+        }
+        if (ids.every((id) => confirmed.has(id))) return;
+        if (Date.now() > deadline)
+          throw new Error(
+            `only ${ids.filter((id) => confirmed.has(id)).length}/${ids.length} delivered in time`,
+          );
+        await new Promise((r) => setTimeout(r, 100)); // sim.orders() copies every order: poll gently
+      }
+    };
+
+    // Latency at a steady rate (first, on a quiet system).
+    log(`latency: ${LATENCY_ORDERS} paid orders at ${RATE}/s over ${PROCS} accounts`);
+    const latIds: string[] = [];
+    const xact = async () => Number((await db.query(`SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()`)).rows[0].n);
+    await new Promise((r) => setTimeout(r, 1500));
+    const x0 = await xact();
+    const eld = monitorEventLoopDelay({ resolution: 5 }); eld.enable();
+    const t0 = performance.now();
+    for (let i = 0; i < LATENCY_ORDERS; i++) {
+      const due = t0 + (i * 1000) / RATE;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      latIds.push(await push(accounts[i % PROCS]!, i));
+    }
+    await waitShipped(latIds, 60_000);
+    const rawLat = latIds.map((id) => [Math.round(paidAt.get(id)! - t0), +(sentAt.get(id)! - paidAt.get(id)!).toFixed(1)]);
+    writeFileSync('/tmp/lat.json', JSON.stringify({ rawLat, eld: { p50: eld.percentile(50)/1e6, p99: eld.percentile(99)/1e6, max: eld.max/1e6 } }));
+    const lat = latIds.map((id) => sentAt.get(id)! - paidAt.get(id)!).sort((a, b) => a - b);
+
+    // Throughput: everything at once.
+    log(`throughput: ${ORDERS} paid orders at once over ${PROCS} accounts`);
+    const ids: string[] = [];
+    const start = performance.now();
+    for (let i = 0; i < ORDERS; i++) ids.push(await push(accounts[i % PROCS]!, 100_000 + i));
+    await waitShipped(ids, 300_000);
+    const end = Math.max(...ids.map((id) => confirmed.get(id)!));
+    const perSecond = ORDERS / ((end - start) / 1000);
+    const sentPerSecond = ORDERS / ((Math.max(...ids.map((id) => sentAt.get(id)!)) - start) / 1000);
+
+    await new Promise((r) => setTimeout(r, 2500));
+    const x1 = await xact();
+    log(`XACTS per order: ${((x1 - x0) / (ORDERS + LATENCY_ORDERS)).toFixed(2)} (${x1 - x0})`);
+    const warnings = new Map<string, number>();
+    for (const a of accounts) {
+      for (const l of a.wl!.logs()) {
+        if (l.level === 'warn' || l.level === 'error') {
+          const k = `${String(l.msg)}${l.reason ? ` (${String(l.reason)})` : ''}`;
+          warnings.set(k, (warnings.get(k) ?? 0) + 1);
+        }
+      }
+    }
+    if (warnings.size) log(`workload warnings: ${JSON.stringify(Object.fromEntries(warnings))}`);
+
+    // Exactly once, also at speed.
+    const { rows } = await db.query<{ n: number; d: number }>(
+      'SELECT count(*)::int AS n, count(DISTINCT code_id)::int AS d FROM delivery_units',
+    );
+    await db.end();
+    const sends = sim.sent().length;
+    const expected = ORDERS + LATENCY_ORDERS;
+    if (rows[0]!.n !== expected || rows[0]!.d !== expected || sends !== expected) {
+      throw new Error(
+        `exactly-once violated: units ${rows[0]!.n}, distinct codes ${rows[0]!.d}, sends ${sends}, orders ${expected}`,
+      );
+    }
+
+    const results = [
+      {
+        name: 'deliveries per second, 4 processes, one pool (paid → sent → confirmed)',
+        value: Math.round(perSecond),
+        unit: '/s',
+        target: '≥ 500',
+        ok: perSecond >= 500,
+      },
+      {
+        name: 'codes sent per second, 4 processes, one pool',
+        value: Math.round(sentPerSecond),
+        unit: '/s',
+        target: '-',
+        ok: true,
+      },
+      {
+        name: `paid → sent p50 at ${RATE}/s`,
+        value: Number(percentile(lat, 50).toFixed(1)),
+        unit: 'ms',
+        target: '-',
+        ok: true,
+      },
+      {
+        name: `paid → sent p99 at ${RATE}/s`,
+        value: Number(percentile(lat, 99).toFixed(1)),
+        unit: 'ms',
+        target: '≤ 50',
+        ok: percentile(lat, 99) <= 50,
+      },
+    ];
+    const env = `${availableParallelism()} CPUs (load average ${loadAtStart} before the run, shared machine), PostgreSQL (scripts/with-postgres.sh, fsync off), simulator in the bench process, ${new Date().toISOString().slice(0, 10)}`;
+    const table = [
+      '| measurement | value | target | ok |',
+      '| --- | --- | --- | --- |',
+      ...results.map((r) => `| ${r.name} | ${r.value} ${r.unit} | ${r.target} | ${r.ok ? 'yes' : 'NO'} |`),
+    ].join('\n');
+    process.stdout.write(`\n${table}\n\n${env}\n`);
+    if (!values['no-write']) {
+      writeFileSync(
+        new URL('./delivery.json', import.meta.url),
+        `${JSON.stringify({ env, orders: ORDERS, rate: RATE, results }, null, 2)}\n`,
+      );
+      writeFileSync(
+        new URL('./DELIVERY.md', import.meta.url),
+        `# Auto-delivery benchmark\n\n\`make bench\` → \`bench/delivery.ts\`: four workload processes (one seller account each)\ndeliver from one shared code pool on one PostgreSQL database; every order is one unit.\n\n${table}\n\n${env}\n`,
+      );
+    }
+  } finally {
+    await Promise.all(accounts.map((a) => a.wl?.stop()));
+    await sim.close();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    log(`bench/delivery: ${err.message}`);
+    process.exit(1);
+  },
+);
