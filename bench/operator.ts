@@ -1,5 +1,5 @@
 // `make bench`, operator part: 1 000 XianyuAccounts created at once against the local control
-// plane (operator/test/bench/scale.ts), reported beside the targets and the last committed run.
+// plane (operator/test/bench/scale.ts), reported beside the targets and the previous run.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

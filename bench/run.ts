@@ -1,5 +1,5 @@
 // `make bench`: drives the built workload through the simulator on loopback and prints reply
-// latency, sustained throughput and memory beside the targets and the last committed run.
+// latency, sustained throughput and memory beside the targets and the previous run.
 // Results go to bench/results.json and bench/RESULTS.md. Run with --help for options.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
