@@ -16,6 +16,7 @@ import { createItemLookup } from './reply/items.js';
 import { Responder } from './reply/responder.js';
 import { MtopClient } from './session/mtop.js';
 import { XianyuSession } from './session/xianyu-session.js';
+import { stockCondition } from './status/conditions.js';
 import { startStatusReporting } from './status/index.js';
 import { createStore, openSql } from './store/index.js';
 import type { Store } from './store/types.js';
@@ -60,6 +61,7 @@ export async function startWorkload(
   session = new XianyuSession({ config, cookies, log, metrics, mtop });
   const s = session;
   const reporter = startStatusReporting(s, log);
+  let stockTimer: NodeJS.Timeout | undefined;
 
   let ai: AiClient | undefined;
   if (config.reply.ai.enabled) {
@@ -105,6 +107,21 @@ export async function startWorkload(
         ? httpDetails({ url: od.url, cookies: () => s.cookies(), timeoutMs: od.timeoutMs })
         : noDetails();
   const deliveryStore = new DeliveryStore(sql);
+  // StockAvailable into the account status (in a cluster): checked every 30 s, written on change.
+  const reportStock = () => {
+    const check = async () => {
+      const [counts, waiting] = await Promise.all([
+        deliveryStore.stock(Object.keys(dcfg.pools)),
+        deliveryStore.waitingByReason(config.account.id),
+      ]);
+      reporter?.update([stockCondition(counts, waiting.get('out_of_stock') ?? 0)]);
+    };
+    const run = () => void check().catch((err: Error) => log.warn({ err }, 'stock check failed'));
+    run();
+    const timer = setInterval(run, 30_000);
+    timer.unref();
+    return timer;
+  };
   const delivery = new DeliveryService({
     config,
     sellerId,
@@ -181,6 +198,7 @@ export async function startWorkload(
       s.start();
       if (dcfg.enabled) {
         pools.start();
+        if (reporter && Object.keys(dcfg.pools).length > 0) stockTimer = reportStock();
         delivery.start();
       }
     })
@@ -210,6 +228,7 @@ export async function startWorkload(
         await pools.stop();
         await Promise.all([responder.drain(10_000), delivery.stop(10_000)]);
         await s.stop();
+        if (stockTimer) clearInterval(stockTimer);
         await reporter?.flush();
         await lease.stop();
         await holding;

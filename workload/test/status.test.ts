@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { sessionConditions } from '../src/status/conditions.js';
+import { sessionConditions, stockCondition } from '../src/status/conditions.js';
 import { kubeTargetFromEnv } from '../src/status/reporter.js';
 
 describe('runtime conditions for the XianyuAccount status', () => {
@@ -33,6 +33,27 @@ describe('runtime conditions for the XianyuAccount status', () => {
       risk.every((c) => !c.message.includes('x5secdata')),
       'the punish URL stays in /status, not in the resource',
     );
+  });
+
+  it('StockAvailable: false while paid orders wait or a pool is empty; counts never in the message', () => {
+    const pick = (c: ReturnType<typeof stockCondition>) => [c.status, c.reason];
+    assert.deepEqual(pick(stockCondition([{ pool: 'a', free: 3 }], 0)), ['True', 'StockAvailable']);
+    assert.deepEqual(
+      pick(
+        stockCondition(
+          [
+            { pool: 'a', free: 3 },
+            { pool: 'b', free: 0 },
+          ],
+          0,
+        ),
+      ),
+      ['False', 'PoolEmpty'],
+    );
+    assert.deepEqual(pick(stockCondition([{ pool: 'a', free: 0 }], 2)), ['False', 'OutOfStock']);
+    const a = stockCondition([{ pool: 'a', free: 7 }], 0);
+    const b = stockCondition([{ pool: 'a', free: 6 }], 0);
+    assert.deepEqual(a, b, 'a delivery alone changes nothing a human would see (no status write)');
   });
 
   it('reports only inside a cluster (or when pointed at one) and for a named account', () => {

@@ -57,3 +57,36 @@ export function sessionConditions(s: SessionStatus): RuntimeCondition[] {
 function retry(what: string, s: SessionStatus): string {
   return s.nextRetryAt ? `${what}: next attempt at ${s.nextRetryAt.toISOString()}` : what;
 }
+
+/**
+ * StockAvailable from the code pools this account delivers from: False while paid orders wait
+ * for codes or a pool is empty. Counts stay out of the message so a delivery is not a write.
+ */
+export function stockCondition(
+  pools: { pool: string; free: number }[],
+  ordersWaitingForStock: number,
+): RuntimeCondition {
+  const empty = pools.filter((p) => p.free === 0).map((p) => p.pool);
+  if (ordersWaitingForStock > 0) {
+    return {
+      type: 'StockAvailable',
+      status: 'False',
+      reason: 'OutOfStock',
+      message: `paid orders wait for codes${empty.length ? `; empty pools: ${empty.join(', ')}` : ''}`,
+    };
+  }
+  if (empty.length > 0) {
+    return {
+      type: 'StockAvailable',
+      status: 'False',
+      reason: 'PoolEmpty',
+      message: `empty pools: ${empty.join(', ')}`,
+    };
+  }
+  return {
+    type: 'StockAvailable',
+    status: 'True',
+    reason: 'StockAvailable',
+    message: 'every code pool has codes',
+  };
+}
