@@ -163,8 +163,11 @@ export class Responder {
     const m = pending.message;
     const aiOn = config.reply.ai.enabled && !!this.deps.ai;
     const priceIntent = aiOn && m.senderId !== this.deps.sellerId && !m.isSystem && detectPriceIntent(m.text);
+    // Only a buyer's own chat message can be held back by a takeover: for the seller's messages,
+    // system strings (every trade card) and groups `decide` never reads it, so no lookup.
+    const buyerChat = m.senderId !== this.deps.sellerId && !m.isSystem && !m.isGroup;
     const [takeoverUntil, rounds, item] = await Promise.all([
-      this.takeoverUntil(m.chatId),
+      buyerChat ? this.takeoverUntil(m.chatId) : Promise.resolve(null),
       priceIntent ? store.bumpBargainRound(this.accountId, m.chatId) : Promise.resolve(0),
       m.itemId && this.deps.itemInfo && m.senderId !== this.deps.sellerId && !m.isSystem
         ? this.deps.itemInfo(m.itemId).catch(() => undefined)
