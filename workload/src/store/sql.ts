@@ -86,9 +86,14 @@ function safeDecode(s: string): string {
 async function openPostgres(raw: string, opts: OpenSqlOptions): Promise<Sql> {
   const url = parsePostgresUrl(raw);
   const where = describeUrl(url);
+  const max = opts.poolSize ?? 10;
+  // Connections are opened at start and kept (min = max): a new PostgreSQL backend (fork, cold
+  // catalog caches) costs tens to hundreds of ms, which the first orders of a burst, or the first
+  // order after an idle spell (pg closes idle connections after 10 s), would otherwise wait for.
   const pool = new pg.Pool({
     connectionString: raw,
-    max: opts.poolSize ?? 10,
+    max,
+    min: max,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
   });
   // Without a listener, an idle client's error (server restart, network blip) crashes the process.
@@ -101,6 +106,9 @@ async function openPostgres(raw: string, opts: OpenSqlOptions): Promise<Sql> {
     const reason = scrubSecrets(e.message || e.code || String(err), url);
     throw new Error(`database.url: cannot connect to PostgreSQL at ${where}: ${reason}`);
   }
+  // Best effort: a server short of connection slots still gets them opened on demand later.
+  const warm = await Promise.allSettled(Array.from({ length: max }, () => pool.connect()));
+  for (const r of warm) if (r.status === 'fulfilled') r.value.release();
 
   const run = async <R>(q: pg.Pool | pg.PoolClient, text: string, params?: unknown[]) => {
     // Without parameters pg uses the simple protocol, which also runs multi-statement scripts
