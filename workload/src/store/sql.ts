@@ -83,17 +83,20 @@ function safeDecode(s: string): string {
   }
 }
 
+const WARM_CONNECTIONS = 3;
+
 async function openPostgres(raw: string, opts: OpenSqlOptions): Promise<Sql> {
   const url = parsePostgresUrl(raw);
   const where = describeUrl(url);
   const max = opts.poolSize ?? 10;
-  // Connections are opened at start and kept (min = max): a new PostgreSQL backend (fork, cold
-  // catalog caches) costs tens to hundreds of ms, which the first orders of a burst, or the first
-  // order after an idle spell (pg closes idle connections after 10 s), would otherwise wait for.
+  // A few connections are opened at start and kept: a new PostgreSQL backend (fork, cold catalog
+  // caches) costs tens to hundreds of ms, which the first order after an idle spell would wait
+  // for. Only a few: many accounts share one server, and idle connections above `min` close.
+  const min = Math.min(max, WARM_CONNECTIONS);
   const pool = new pg.Pool({
     connectionString: raw,
     max,
-    min: max,
+    min,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
   });
   // Without a listener, an idle client's error (server restart, network blip) crashes the process.
@@ -107,7 +110,7 @@ async function openPostgres(raw: string, opts: OpenSqlOptions): Promise<Sql> {
     throw new Error(`database.url: cannot connect to PostgreSQL at ${where}: ${reason}`);
   }
   // Best effort: a server short of connection slots still gets them opened on demand later.
-  const warm = await Promise.allSettled(Array.from({ length: max }, () => pool.connect()));
+  const warm = await Promise.allSettled(Array.from({ length: min }, () => pool.connect()));
   for (const r of warm) if (r.status === 'fulfilled') r.value.release();
 
   const run = async <R>(q: pg.Pool | pg.PoolClient, text: string, params?: unknown[]) => {
