@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { startWorkloadProcess, type WorkloadProcess } from '../harness/workload-process.js';
+import { pollUntil, startWorkloadProcess, type WorkloadProcess } from '../harness/workload-process.js';
 import { type Seller, type Sim, startSim } from '../sim/index.js';
 
 const ORDERS = 200;
@@ -124,7 +124,12 @@ describe('exactly-once delivery under SIGKILL at every step boundary (PostgreSQL
         if (supervising) track(spawn());
       });
     };
-    await Promise.all([spawn(), spawn()]);
+    // The first process starts alone, so the first import is its own and it dies mid-import for
+    // sure (a racing second process could import the file first); the supervisor replaces it,
+    // and from then on two processes race.
+    await spawn();
+    await pollUntil(async () => crashedAt.includes('mid-import'), 60_000, 'the first crash at mid-import');
+    await spawn();
     const stopAll = async () => {
       supervising = false;
       await Promise.allSettled([...spawning]);
