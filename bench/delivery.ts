@@ -7,7 +7,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { startWorkloadProcess, type WorkloadProcess } from '../test/harness/workload-process.js';
+import { simEnv, startWorkloadProcess, type WorkloadProcess } from '../test/harness/workload-process.js';
 import { type Seller, startSim } from '../test/sim/index.js';
 
 const { values } = parseArgs({
@@ -103,10 +103,7 @@ async function main(): Promise<void> {
             },
           },
           env: {
-            XIANYU_COOKIES: a.seller.cookies,
-            XIANYU_API_URL: sim.url,
-            XIANYU_IM_URL: sim.imUrl,
-            XIANYU_PASSPORT_URL: sim.url,
+            ...simEnv(sim, a.seller),
             DATABASE_URL: dbUrl,
           },
           dir: mkdtempSync(join(tmpdir(), `xianyu-bench-dl-${i}-`)),

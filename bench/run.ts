@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startWorkloadProcess, type WorkloadProcess } from '../test/harness/workload-process.js';
+import { simEnv, startWorkloadProcess, type WorkloadProcess } from '../test/harness/workload-process.js';
 import { type Seller, type Sim, startSim } from '../test/sim/index.js';
 import { type Result, type Run, report } from './table.js';
 
@@ -151,10 +151,7 @@ async function runOnce(dbUrl: string | undefined, nodeOptions = ''): Promise<Res
       },
       env: {
         NODE_OPTIONS: nodeOptions,
-        XIANYU_COOKIES: seller.cookies,
-        XIANYU_API_URL: sim.url,
-        XIANYU_IM_URL: sim.imUrl,
-        XIANYU_PASSPORT_URL: sim.url,
+        ...simEnv(sim, seller),
         LOG_LEVEL: 'warn',
         ...(dbUrl ? { DATABASE_URL: dbUrl } : {}),
       },

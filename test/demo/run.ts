@@ -3,7 +3,7 @@
 // expectation held. Run with --help for options.
 import { rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { startWorkloadProcess, type WorkloadProcess } from '../harness/workload-process.js';
+import { simEnv, startWorkloadProcess, type WorkloadProcess } from '../harness/workload-process.js';
 import { type Sim, startSim } from '../sim/index.js';
 
 const { values } = parseArgs({
@@ -62,10 +62,7 @@ async function main(): Promise<number> {
     wl = await startWorkloadProcess({
       config: { ...config, dataDir: DATA },
       env: {
-        XIANYU_COOKIES: seller.cookies,
-        XIANYU_API_URL: sim.url,
-        XIANYU_IM_URL: sim.imUrl,
-        XIANYU_PASSPORT_URL: sim.url,
+        ...simEnv(sim, seller),
         AI_BASE_URL: sim.aiBaseURL,
         AI_API_KEY: 'demo-key',
         LOG_LEVEL: 'info',

@@ -11,7 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { pollUntil, startWorkloadProcess, type WorkloadProcess } from '../harness/workload-process.js';
+import {
+  pollUntil,
+  simEnv,
+  startWorkloadProcess,
+  type WorkloadProcess,
+} from '../harness/workload-process.js';
 import { type Seller, type Sim, startSim } from '../sim/index.js';
 
 const ORDERS = 200;
@@ -83,10 +88,7 @@ describe('exactly-once delivery under SIGKILL at every step boundary (PostgreSQL
       },
     };
     const env = {
-      XIANYU_COOKIES: seller.cookies,
-      XIANYU_API_URL: sim.url,
-      XIANYU_IM_URL: sim.imUrl,
-      XIANYU_PASSPORT_URL: sim.url,
+      ...simEnv(sim, seller),
       DATABASE_URL: dbUrl,
     };
 

@@ -10,6 +10,7 @@ import pg from 'pg';
 import { stringify } from 'yaml';
 import {
   pollUntil,
+  simEnv,
   startWorkloadProcess,
   WORKLOAD_MAIN,
   type WorkloadProcess,
@@ -44,10 +45,7 @@ async function freshDatabase(): Promise<string> {
 
 function envFor(seller: Seller, extra: Record<string, string> = {}) {
   return {
-    XIANYU_COOKIES: seller.cookies,
-    XIANYU_API_URL: sim.url,
-    XIANYU_IM_URL: sim.imUrl,
-    XIANYU_PASSPORT_URL: sim.url,
+    ...simEnv(sim, seller),
     ...extra,
   };
 }

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { pollUntil, startWorkloadProcess, type WorkloadProcess } from '../harness/workload-process.js';
+import {
+  pollUntil,
+  simEnv,
+  startWorkloadProcess,
+  type WorkloadProcess,
+} from '../harness/workload-process.js';
 import { type Seller, type Sim, startSim } from '../sim/index.js';
 
 // The built workload as a separate process against the simulator over loopback sockets.
@@ -29,10 +34,7 @@ function baseConfig(seller: Seller, over: Record<string, unknown> = {}) {
 
 function envFor(seller: Seller, extra: Record<string, string> = {}) {
   return {
-    XIANYU_COOKIES: seller.cookies,
-    XIANYU_API_URL: sim.url,
-    XIANYU_IM_URL: sim.imUrl,
-    XIANYU_PASSPORT_URL: sim.url,
+    ...simEnv(sim, seller),
     ...extra,
   };
 }

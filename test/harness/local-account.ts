@@ -8,7 +8,7 @@ import { CONFIG_KEY } from '../../operator/src/manifests/workload-config.js';
 import type { TestCluster } from '../cluster/harness.js';
 import { waitFor } from '../cluster/harness.js';
 import type { Seller, Sim } from '../sim/index.js';
-import { startWorkloadProcess, type WorkloadProcess } from './workload-process.js';
+import { simEnv, startWorkloadProcess, type WorkloadProcess } from './workload-process.js';
 
 // kwok's pods are not real containers, so tests and the demo run an account's workload as a
 // local process with what its pod would get: the config the operator rendered into the
@@ -79,10 +79,7 @@ export async function runAccountLocally(o: {
     dir,
     config: rendered,
     env: {
-      XIANYU_COOKIES: o.seller.cookies,
-      XIANYU_API_URL: o.sim.url,
-      XIANYU_IM_URL: o.sim.imUrl,
-      XIANYU_PASSPORT_URL: o.sim.url,
+      ...simEnv(o.sim, o.seller),
       XIANYU_KUBE_API: c.server,
       XIANYU_KUBE_TOKEN_FILE: join(dir, 'token'),
       XIANYU_KUBE_CA_FILE: join(dir, 'ca.crt'),

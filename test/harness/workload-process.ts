@@ -161,3 +161,16 @@ export async function pollUntil<T>(
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** The environment that points a workload at the simulator as `seller` (endpoints + cookies). */
+export function simEnv(
+  sim: { url: string; imUrl: string },
+  seller: { cookies: string },
+): Record<string, string> {
+  return {
+    XIANYU_COOKIES: seller.cookies,
+    XIANYU_API_URL: sim.url,
+    XIANYU_IM_URL: sim.imUrl,
+    XIANYU_PASSPORT_URL: sim.url,
+  };
+}
