@@ -17,10 +17,6 @@ import { type OperatorProcess, startOperatorProcess } from '../../operator/test/
 import { CLUSTER_START_TIMEOUT_MS, startTestCluster, type TestCluster, waitFor } from '../cluster/harness.js';
 import { CHART, type Obj, valuesArgs } from './support.js';
 
-// A private control plane: the chart owns the cluster-scoped CRD, which other suites apply
-// with kubectl when they share `make cluster-up`'s control plane.
-process.env.XIANYU_K8S_FRESH = '1';
-
 let cluster: TestCluster;
 let releaseNs: string;
 let shopNs: string;
@@ -31,7 +27,9 @@ const FULL = 'xy-xianyu-operator';
 
 before(
   async () => {
-    cluster = await startTestCluster();
+    // Private: the chart owns the cluster-scoped CRD, which other suites apply with kubectl
+    // when they share `make cluster-up`'s control plane.
+    cluster = await startTestCluster({ private: true });
     releaseNs = await cluster.namespace('xianyu-system');
     shopNs = await cluster.namespace('shop');
     // Pod Security admission refuses any pod that is not "restricted" in both namespaces: the

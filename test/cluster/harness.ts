@@ -48,6 +48,8 @@ export interface TestCluster {
 
 export interface TestClusterOptions {
   nodes?: number;
+  /** Always a private control plane (a suite that restarts components or installs cluster-wide objects). */
+  private?: boolean;
   log?: (line: string) => void;
 }
 
@@ -81,7 +83,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
   const log = opts.log ?? ((line: string) => process.stderr.write(`# cluster: ${line}\n`));
   let cp: ControlPlane | undefined;
   let privateDir: string | undefined;
-  if (process.env.XIANYU_K8S_FRESH !== '1') {
+  if (process.env.XIANYU_K8S_FRESH !== '1' && !opts.private) {
     cp = await attachControlPlane(process.env.XIANYU_CLUSTER_DIR ?? DEFAULT_DIR);
     if (cp) log(`reusing ${cp.server} from ${cp.dir}`);
   }

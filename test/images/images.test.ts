@@ -275,8 +275,7 @@ describe('operator image', { skip: SKIP }, () => {
   before(
     async () => {
       // A private control plane: this suite applies the cluster-scoped CRD itself.
-      process.env.XIANYU_K8S_FRESH = '1';
-      cluster = await startTestCluster();
+      cluster = await startTestCluster({ private: true });
       await cluster.installCrd(join(REPO, 'crds/xianyu.io_xianyuaccounts.yaml'), 'xianyuaccounts.xianyu.io');
     },
     { timeout: CLUSTER_START_TIMEOUT_MS },
