@@ -42,10 +42,20 @@ export async function startWorkload(
   const { config, cookies, aiApiKey } = loaded;
   let session: XianyuSession | undefined;
   // Cookie values (not the numeric seller id) and the AI key are scrubbed from free text.
-  const secrets = () => [
-    ...[...parseCookies(session ? session.cookies() : cookies).values()].filter((v) => !/^\d+$/.test(v)),
-    ...(aiApiKey ? [aiApiKey] : []),
-  ];
+  // Recomputed only when Set-Cookie changed the jar: the logger asks on every line.
+  let secretsOf = '';
+  let secretList: string[] = [];
+  const secrets = () => {
+    const jar = session ? session.cookies() : cookies;
+    if (jar !== secretsOf) {
+      secretsOf = jar;
+      secretList = [
+        ...[...parseCookies(jar).values()].filter((v) => !/^\d+$/.test(v)),
+        ...(aiApiKey ? [aiApiKey] : []),
+      ];
+    }
+    return secretList;
+  };
   const log = opts.log ?? createLogger(config.log.level, undefined, secrets);
   const metrics = createMetrics(config.account.id);
   const sellerId = parseCookies(cookies).get('unb')!;

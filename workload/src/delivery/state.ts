@@ -33,12 +33,6 @@ export type DeliveryState =
   | 'confirmed' // every unit sent and the shipment confirmed (consign.dummy)
   | 'cancelled'; // refunded or closed before delivery
 
-export const FINAL_DELIVERY_STATES: ReadonlySet<DeliveryState> = new Set([
-  'delivered',
-  'confirmed',
-  'cancelled',
-]);
-
 /** Order statuses in which goods are (still) owed. */
 export function isPayable(status: OrderStatus): boolean {
   return status === 'pending_ship' || status === 'refund_cancelled';

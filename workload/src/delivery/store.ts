@@ -43,7 +43,6 @@ export interface UnitRow {
   sendAfter: Date;
   sentAt: Date | null;
   confirmedAt: Date | null;
-  sendAttempts: number;
   redelivered: number;
 }
 
@@ -119,7 +118,6 @@ function toUnit(r: Row): UnitRow {
     sendAfter: date(r.send_after)!,
     sentAt: date(r.sent_at),
     confirmedAt: date(r.confirmed_at),
-    sendAttempts: Number(r.send_attempts),
     redelivered: Number(r.redelivered),
   };
 }
@@ -128,10 +126,10 @@ const ORDER_COLS = `account_id, order_id, chat_id, buyer_id, buyer_name, item_id
   bargain, free_shipping_at, quantity, spec, amount, details_at, delivery_state, waiting_reason, rule,
   confirm_wanted, next_attempt_at, redeliver_at, updated_at`;
 const UNIT_COLS = `order_id, unit, rule, kind, code_id, payload, state, message_id, claimed_at, send_after,
-  sent_at, confirmed_at, send_attempts, redelivered`;
+  sent_at, confirmed_at, redelivered`;
 /** Typed NULLs in the order of UNIT_COLS (the "not enough codes" row of the claim statement). */
 const UNIT_NULLS = `NULL::text, NULL::int, NULL::text, NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text,
-  NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::int, NULL::int`;
+  NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::int`;
 /** Stands for the code while a payload is rendered; replaced by the claim statement. */
 const CODE_MARK = '\uE000code\uE000';
 
@@ -458,15 +456,6 @@ export class DeliveryStore {
       [accountId, chatId, messageIds, text],
     );
     return rows.length > 0;
-  }
-
-  /** Counts a send attempt (before the send): a unit with attempts is looked up before re-sending. */
-  async noteAttempt(accountId: string, orderId: string, unit: number): Promise<void> {
-    await this.sql.query(
-      `UPDATE delivery_units SET send_attempts = send_attempts + 1
-       WHERE account_id = $1 AND order_id = $2 AND unit = $3`,
-      [accountId, orderId, unit],
-    );
   }
 
   /** claimed → sent with the IM messageId; false when the unit was not in `claimed`. */

@@ -30,7 +30,6 @@ export const LWP = {
   sync: '/s/sync',
   send: '/r/MessageSend/sendByReceiverScope',
   history: '/r/MessageManager/listUserMessages',
-  createConversation: '/r/SingleChatConversation/create',
   listConversations: '/r/Conversation/listNewestPagination',
 } as const;
 

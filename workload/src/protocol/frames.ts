@@ -137,27 +137,6 @@ export function listUserMessagesFrame(p: {
   };
 }
 
-export function createConversationFrame(p: {
-  mid: string;
-  toUserId: string;
-  myUserId: string;
-  itemId: string;
-}): LwpFrame {
-  return {
-    lwp: LWP.createConversation,
-    headers: { mid: p.mid },
-    body: [
-      {
-        pairFirst: wireId(bareId(p.toUserId)),
-        pairSecond: wireId(bareId(p.myUserId)),
-        bizType: '1',
-        extension: { itemId: p.itemId },
-        ctx: { appVersion: '1.0', platform: 'web' },
-      },
-    ],
-  };
-}
-
 // ---- response parsers ----
 
 function obj(v: unknown): Record<string, unknown> | undefined {
@@ -179,11 +158,6 @@ export function parseSendResponse(frame: LwpFrame): SendResult {
   if (typeof id === 'string' && id) return { ok: true, messageId: id };
   if (typeof id === 'number') return { ok: true, messageId: String(id) };
   return { ok: false, reason: 'no messageId in answer' };
-}
-
-export function parseConversationResponse(frame: LwpFrame): string | undefined {
-  const cid = obj(obj(frame.body)?.singleChatConversation)?.cid;
-  return typeof cid === 'string' ? bareId(cid) : undefined;
 }
 
 export interface HistoryMessage {

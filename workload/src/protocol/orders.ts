@@ -38,10 +38,6 @@ export const IGNORED_TEXTS: ReadonlySet<string> = new Set([
   '已发货',
 ]);
 
-/** Red reminders after which processing stops / continues. */
-export const RED_REMINDER_STOP: ReadonlySet<string> = new Set(['等待买家付款', '交易关闭']);
-export const RED_REMINDER_CONTINUE: ReadonlySet<string> = new Set(['等待卖家发货']);
-
 /** Exact message text → order status. */
 export const ORDER_STATUS_BY_TEXT: ReadonlyMap<string, OrderStatus> = new Map<string, OrderStatus>([
   ['[买家确认收货，交易成功]', 'completed'],
