@@ -52,7 +52,9 @@ export async function startWorkloadProcess(o: {
   const env: Record<string, string> = { ...(process.env as Record<string, string>), ...o.env };
   if (!o.env?.DATABASE_URL) delete env.DATABASE_URL;
   delete env.PORT;
-  const child = spawn(process.execPath, [WORKLOAD_MAIN, '--config', file], {
+  // WORKLOAD_NODE_ARGS: extra node flags for profiling runs (e.g. `--cpu-prof`, refused in NODE_OPTIONS).
+  const nodeArgs = (process.env.WORKLOAD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, WORKLOAD_MAIN, '--config', file], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -252,11 +252,17 @@ export class DeliveryService {
       this.queue.add(orderId);
       return;
     }
+    let settled = false;
     const p = this.process(orderId)
+      .then((done) => {
+        settled = done;
+      })
       .catch((err: Error) => this.log.error({ err, orderId }, 'delivery step failed'))
       .finally(() => {
         this.running.delete(orderId);
-        if (this.again.delete(orderId)) this.kick(orderId);
+        // An event during the run (e.g. the [你已发货] card our own consign call caused) asks for
+        // another look, unless the run ended delivered/confirmed: no event reopens that.
+        if (this.again.delete(orderId) && !settled) this.kick(orderId);
         const next = this.queue.values().next();
         if (!next.done) {
           this.queue.delete(next.value);
@@ -277,7 +283,8 @@ export class DeliveryService {
 
   // ---- the loop: plan, execute, plan again ----
 
-  private async process(orderId: string): Promise<void> {
+  /** Runs the order's steps; true when it ended delivered or confirmed (nothing can follow). */
+  private async process(orderId: string): Promise<boolean> {
     // Read once; steps keep the copy current. An event for this order while it runs (kick sets
     // `again`) means the copy may be stale: read again before the next step.
     let ctx: Ctx | undefined;
@@ -287,7 +294,7 @@ export class DeliveryService {
       if (known && !this.again.has(orderId)) ctx = { order: known, units: [], dirty: false };
       else if (!ctx || ctx.dirty || this.again.delete(orderId)) {
         const order = await this.d.store.getOrder(this.accountId, orderId);
-        if (!order) return;
+        if (!order) return false;
         ctx = { order, units: await this.d.store.getUnits(this.accountId, orderId), dirty: false };
       }
       const { order, units } = ctx;
@@ -305,8 +312,9 @@ export class DeliveryService {
         { freeShipping: this.cfg.freeShipping, wantDetails: this.d.details.kind !== 'none' },
       );
       const goOn = await this.execute(ctx, step);
-      if (!goOn) return;
+      if (!goOn) return ctx.order.deliveryState === 'confirmed' || ctx.order.deliveryState === 'delivered';
     }
+    return false;
   }
 
   /** Runs one step; false when the order is done or parked for now. */
@@ -318,6 +326,7 @@ export class DeliveryService {
         return false;
       case 'finish': {
         await this.d.store.finish(this.accountId, orderId, step.state);
+        order.deliveryState = step.state;
         this.d.metrics.deliveries.inc({ result: step.state });
         this.log.info(
           { orderId, delivery: step.state, units: units.length, rule: order.rule },
@@ -628,6 +637,7 @@ export class DeliveryService {
         newUnconsign: true,
       });
       await this.d.store.finish(this.accountId, order.orderId, 'confirmed');
+      order.deliveryState = 'confirmed';
       this.d.metrics.deliveries.inc({ result: 'confirmed' });
       this.log.info({ orderId: order.orderId }, 'shipment confirmed (consign.dummy)');
       return false;
@@ -636,6 +646,7 @@ export class DeliveryService {
       const shipped = err instanceof MtopError && (await this.shippedInHistory(order).catch(() => false));
       if (shipped) {
         await this.d.store.finish(this.accountId, order.orderId, 'confirmed');
+        order.deliveryState = 'confirmed';
         this.d.metrics.deliveries.inc({ result: 'confirmed' });
         this.log.info({ orderId: order.orderId }, 'shipment was confirmed already ([你已发货] in the chat)');
         return false;

@@ -386,13 +386,17 @@ export class DeliveryStore {
     // One statement: take up to n free codes with FOR UPDATE SKIP LOCKED, and only if there are
     // n of them reserve them, insert the unit rows (the payload is rendered around a marker the
     // statement replaces with the code) and move the order to `delivering`. Locks end with it.
+    // `pool >= $10 AND pool <= $10 ... ORDER BY pool, id` means `pool = $10 ... ORDER BY id`,
+    // spelled so that only the free-codes index (pool, id) gives that order: with `=` the plan
+    // made without the values (prepared, generic) may walk the primary key instead, through
+    // every code already claimed, on every claim.
     const templates = c.units.map((u) => c.render(u, CODE_MARK));
     const { rows } = await this.sql.query<Row & { ok: boolean }>(
       `WITH picked AS (
          SELECT id, code, row_number() OVER (ORDER BY id) AS rn FROM (
            SELECT id, code FROM pool_codes
-           WHERE $9::boolean AND pool = $10 AND account_id IS NULL AND NOT withdrawn
-           ORDER BY id LIMIT $11 FOR UPDATE SKIP LOCKED
+           WHERE $9::boolean AND pool >= $10 AND pool <= $10 AND account_id IS NULL AND NOT withdrawn
+           ORDER BY pool, id LIMIT $11 FOR UPDATE SKIP LOCKED
          ) free
        ), enough AS (
          SELECT NOT $9::boolean OR count(*) = $11 AS ok FROM picked
@@ -536,18 +540,29 @@ export class DeliveryStore {
       opts.afterBatch?.();
     }
     const { withdrawn, restored } = await this.sql.transaction(async (tx) => {
-      const w = await tx.query(
-        `UPDATE pool_codes SET withdrawn = true
-         WHERE pool = $1 AND account_id IS NULL AND NOT withdrawn AND NOT (code = ANY($2::text[]))
-         RETURNING 1 AS ok`,
-        [pool, codes],
+      // The difference is taken here, not in SQL: a prepared statement's plan cannot hash an
+      // array parameter, and `code = ANY($2)` per code is quadratic in the file's length.
+      const inFile = new Set(codes);
+      const { rows: unclaimed } = await tx.query<{ id: unknown; code: string; withdrawn: boolean }>(
+        'SELECT id, code, withdrawn FROM pool_codes WHERE pool = $1 AND account_id IS NULL',
+        [pool],
       );
-      const r = await tx.query(
-        `UPDATE pool_codes SET withdrawn = false
-         WHERE pool = $1 AND withdrawn AND code = ANY($2::text[])
-         RETURNING 1 AS ok`,
-        [pool, codes],
-      );
+      const gone = unclaimed.filter((c) => !c.withdrawn && !inFile.has(c.code)).map((c) => String(c.id));
+      const back = unclaimed.filter((c) => c.withdrawn && inFile.has(c.code)).map((c) => String(c.id));
+      // Guarded by the state read above: a code claimed meanwhile is never withdrawn.
+      const w = gone.length
+        ? await tx.query(
+            `UPDATE pool_codes SET withdrawn = true
+             WHERE id = ANY($1::bigint[]) AND account_id IS NULL AND NOT withdrawn RETURNING 1 AS ok`,
+            [gone],
+          )
+        : { rows: [] };
+      const r = back.length
+        ? await tx.query(
+            'UPDATE pool_codes SET withdrawn = false WHERE id = ANY($1::bigint[]) AND withdrawn RETURNING 1 AS ok',
+            [back],
+          )
+        : { rows: [] };
       await tx.query(
         `INSERT INTO pool_files (pool, sha256, lines, imported_at) VALUES ($1, $2, $3, now())
          ON CONFLICT (pool) DO UPDATE SET sha256 = EXCLUDED.sha256, lines = EXCLUDED.lines, imported_at = now()`,

@@ -5,6 +5,7 @@ import { API_ITEM_DETAIL, API_TOKEN, CHROME_UA, IM_APP_KEY, ORIGIN, REFERER } fr
 import { mergeSetCookies } from '../protocol/cookies.js';
 import { mtopQuery, TOKEN_CALL_EXTRA } from '../protocol/sign.js';
 import { LoginExpiredError, MtopError, RiskControlError } from './errors.js';
+import { httpPost, PostError, type PostResult } from './http-post.js';
 
 // The h5api client (protocol §1.3, §2): signed POSTs, a cookie jar kept fresh from Set-Cookie,
 // one re-signed retry when the h5 token was stale, and typed failures.
@@ -70,7 +71,7 @@ export class MtopClient extends EventEmitter<{ cookies: [string] }> {
   }
 
   /** Merges a response's Set-Cookie headers; returns the names that changed. */
-  mergeCookies(headers: Headers): string[] {
+  mergeCookies(headers: Headers | readonly string[]): string[] {
     const r = mergeSetCookies(this.#cookies, headers);
     if (r.changed) {
       this.#cookies = r.cookies;
@@ -107,11 +108,11 @@ export class MtopClient extends EventEmitter<{ cookies: [string] }> {
   async #post(api: string, version: string, data: string, extra?: Record<string, string>) {
     const query = mtopQuery({ api, version, data, cookies: this.#cookies, ...(extra ? { extra } : {}) });
     const url = `${this.#base}/h5/${api}/${version}/?${query}`;
-    let response: Response;
+    let response: PostResult;
     try {
-      response = await fetch(url, {
-        method: 'POST',
-        headers: {
+      response = await httpPost(
+        url,
+        {
           accept: 'application/json',
           'content-type': 'application/x-www-form-urlencoded',
           origin: ORIGIN,
@@ -119,24 +120,22 @@ export class MtopClient extends EventEmitter<{ cookies: [string] }> {
           'user-agent': CHROME_UA,
           cookie: this.#cookies,
         },
-        body: new URLSearchParams({ data }),
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
+        new URLSearchParams({ data }).toString(),
+        this.#timeoutMs,
+      );
     } catch (err) {
       const e = err as Error;
       throw new MtopError(
         api,
-        [e.name === 'TimeoutError' ? 'TIMEOUT' : 'NETWORK'],
+        [err instanceof PostError ? err.kind : 'NETWORK'],
         `${api}: ${e.name}: ${e.message}`,
-        {
-          cause: err,
-        },
+        { cause: err },
       );
     }
-    const changed = this.mergeCookies(response.headers);
+    const changed = this.mergeCookies(response.setCookies);
     let envelope: Envelope;
     try {
-      envelope = (await response.json()) as Envelope;
+      envelope = JSON.parse(response.body) as Envelope;
     } catch (err) {
       throw new MtopError(api, [`HTTP_${response.status}`], `${api}: HTTP ${response.status}, no JSON body`, {
         cause: err,

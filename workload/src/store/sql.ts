@@ -1,5 +1,6 @@
 // The thin SQL layer: one `Sql` over either a PostgreSQL pool (`pg`) or an embedded PGlite
 // database persisted in a folder. Both speak the same SQL; callers never see which one runs.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -85,6 +86,17 @@ function safeDecode(s: string): string {
 
 const WARM_CONNECTIONS = 3;
 
+/** Statement names by text; the texts are the code's constants, so the map stays small. */
+const statementNames = new Map<string, string>();
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (!name) {
+    name = `x${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
 async function openPostgres(raw: string, opts: OpenSqlOptions): Promise<Sql> {
   const url = parsePostgresUrl(raw);
   const where = describeUrl(url);
@@ -101,6 +113,13 @@ async function openPostgres(raw: string, opts: OpenSqlOptions): Promise<Sql> {
   });
   // Without a listener, an idle client's error (server restart, network blip) crashes the process.
   pool.on('error', (err) => opts.onIdleError?.(new Error(scrubSecrets(err.message, url))));
+  // Prepared statements (see `run`) get one generic plan per connection instead of being planned
+  // again on every call: the statements are short key lookups written to plan well without
+  // their values, and planning the CTE statements cost more server CPU than running them.
+  // Queued before any other query of the new connection, so it always applies.
+  pool.on('connect', (client) => {
+    client.query('SET plan_cache_mode = force_generic_plan').catch(() => {});
+  });
   try {
     await pool.query('SELECT 1');
   } catch (err) {
@@ -116,9 +135,12 @@ async function openPostgres(raw: string, opts: OpenSqlOptions): Promise<Sql> {
   const run = async <R>(q: pg.Pool | pg.PoolClient, text: string, params?: unknown[]) => {
     // Without parameters pg uses the simple protocol, which also runs multi-statement scripts
     // (migrations); a script yields one result per statement: the last one is the answer.
-    const res = (await q.query(text, params && params.length > 0 ? params : undefined)) as
-      | pg.QueryResult
-      | pg.QueryResult[];
+    // With parameters the statement is prepared once per connection under a name derived from
+    // its text: the server parses and plans the hot statements (claim, upsert) once, not per
+    // call, which is most of its CPU per delivery.
+    const res = (await (params && params.length > 0
+      ? q.query({ name: statementName(text), text, values: params })
+      : q.query(text))) as pg.QueryResult | pg.QueryResult[];
     const last = Array.isArray(res) ? res[res.length - 1] : res;
     return { rows: (last?.rows ?? []) as R[] };
   };
