@@ -79,6 +79,9 @@ async function main(): Promise<void> {
     const m = /#(\d+)$/.exec(s.text ?? '');
     if (m?.[1] && !sentAt.has(m[1])) sentAt.set(m[1], performance.now());
   });
+  sim.onShipped((o) => {
+    if (!confirmed.has(o.orderId)) confirmed.set(o.orderId, performance.now());
+  });
   try {
     await Promise.all(
       accounts.map(async (a, i) => {
@@ -134,19 +137,13 @@ async function main(): Promise<void> {
       return orderId;
     };
     const waitShipped = async (ids: string[], timeoutMs: number) => {
-      const want = new Set(ids);
       const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        for (const o of sim.orders()) {
-          if (o.shippedAt && want.has(o.orderId) && !confirmed.has(o.orderId))
-            confirmed.set(o.orderId, performance.now());
-        }
-        if (ids.every((id) => confirmed.has(id))) return;
+      while (!ids.every((id) => confirmed.has(id))) {
         if (Date.now() > deadline)
           throw new Error(
             `only ${ids.filter((id) => confirmed.has(id)).length}/${ids.length} delivered in time`,
           );
-        await new Promise((r) => setTimeout(r, 100)); // sim.orders() copies every order: poll gently
+        await new Promise((r) => setTimeout(r, 50));
       }
     };
 

@@ -113,6 +113,8 @@ export interface Sim {
   sent(sellerId?: string): SentRecord[];
   /** Calls the listener with each accepted send as it happens; returns the unsubscribe function. */
   onSend(listener: (s: SentRecord) => void): () => void;
+  /** Calls the listener with each order the seller shipped (consign) as it happens; returns the unsubscribe function. */
+  onShipped(listener: (o: Order) => void): () => void;
   frames(sellerId?: string): ClientFrame[];
   mtopCalls(): MtopCall[];
   /** Every server push (mid, sid, lwp) and whether the client acked it. */
@@ -141,8 +143,10 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
     state,
     log,
     baseUrl: () => base,
-    onShipped: (order: Order) =>
-      im.publish(tradeMessage(state, state.chat(order.chatId), 'shipped', order.orderId)),
+    onShipped: (order: Order) => {
+      im.publish(tradeMessage(state, state.chat(order.chatId), 'shipped', order.orderId));
+      state.events.emit('shipped', { ...order });
+    },
   };
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -281,6 +285,10 @@ export async function startSim(opts: SimOptions = {}): Promise<Sim> {
     onSend: (listener) => {
       state.events.on('send', listener);
       return () => state.events.off('send', listener);
+    },
+    onShipped: (listener) => {
+      state.events.on('shipped', listener);
+      return () => state.events.off('shipped', listener);
     },
     sent: (sellerId) =>
       state.sentRecords.filter((r) => !sellerId || r.sellerId === sellerId).map((r) => ({ ...r })),

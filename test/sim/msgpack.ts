@@ -42,6 +42,12 @@ class Writer {
     this.buf.writeDoubleBE(v, this.pos);
     this.pos += 8;
   }
+  /** A string's UTF-8 bytes, `len` of them (Buffer.byteLength), without an intermediate copy. */
+  utf8(s: string, len: number): void {
+    this.ensure(len);
+    this.buf.write(s, this.pos, len, 'utf8');
+    this.pos += len;
+  }
   bytes(b: Uint8Array): void {
     this.ensure(b.length);
     this.buf.set(b, this.pos);
@@ -92,12 +98,12 @@ function int(w: Writer, v: number): void {
 }
 
 function str(w: Writer, s: string): void {
-  const b = Buffer.from(s, 'utf8');
-  if (b.length < 32) w.u8(0xa0 + b.length);
-  else if (b.length < 0x100) tagged(w, 0xd9, 1, b.length);
-  else if (b.length < 0x10000) tagged(w, 0xda, 2, b.length);
-  else tagged(w, 0xdb, 4, b.length);
-  w.bytes(b);
+  const n = Buffer.byteLength(s, 'utf8');
+  if (n < 32) w.u8(0xa0 + n);
+  else if (n < 0x100) tagged(w, 0xd9, 1, n);
+  else if (n < 0x10000) tagged(w, 0xda, 2, n);
+  else tagged(w, 0xdb, 4, n);
+  w.utf8(s, n);
 }
 
 function value(w: Writer, v: unknown, depth: number): void {
