@@ -2,7 +2,7 @@
 // shared code pool on the real PostgreSQL server; measures deliveries per second (paid card →
 // code sent → shipment confirmed) and the paid → sent latency at a steady rate.
 // Results: bench/delivery.json and bench/DELIVERY.md. Run with --help for options.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,6 +36,43 @@ const PROCS = 4;
 const ORDERS = Number(values.orders);
 const RATE = Number(values.rate);
 const LATENCY_ORDERS = Math.max(200, RATE * 10);
+
+/** CPU seconds a process used (user + system), with its waited-for children when asked (Linux /proc). */
+function cpuSeconds(pid: number, withChildren = false): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14-17 of stat (utime stime cutime cstime), counted from the state field as 3.
+    const [ut, st, cut, cst] = [f[11], f[12], f[13], f[14]].map(Number) as [number, number, number, number];
+    return (ut + st + (withChildren ? cut + cst : 0)) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0; // gone
+  }
+}
+
+/** The PostgreSQL server's CPU seconds: the postmaster, its exited backends and the live ones. */
+async function postgresCpu(db: pg.Client): Promise<number> {
+  const { rows } = await db.query<{ pid: number }>(
+    "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'",
+  );
+  const checkpointer = rows[0]?.pid;
+  if (!checkpointer) return Number.NaN;
+  const ppidOf = (pid: number) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  };
+  const postmaster = ppidOf(checkpointer);
+  let total = cpuSeconds(postmaster, true);
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (ppidOf(Number(d)) === postmaster) total += cpuSeconds(Number(d));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
+}
 
 function percentile(sorted: number[], p: number): number {
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
@@ -163,9 +200,21 @@ async function main(): Promise<void> {
     // Throughput: everything at once.
     log(`throughput: ${ORDERS} paid orders at once over ${PROCS} accounts`);
     const ids: string[] = [];
+    const cpu0 = {
+      workloads: accounts.reduce((t, a) => t + cpuSeconds(a.wl!.child.pid!), 0),
+      postgres: await postgresCpu(db),
+      sim: process.cpuUsage(),
+    };
     const start = performance.now();
     for (let i = 0; i < ORDERS; i++) ids.push(await push(accounts[i % PROCS]!, 100_000 + i));
     await waitShipped(ids, 300_000);
+    const cpuMs = (s: number) => Number(((s * 1000) / ORDERS).toFixed(2));
+    const cpu = {
+      workloads: cpuMs(accounts.reduce((t, a) => t + cpuSeconds(a.wl!.child.pid!), 0) - cpu0.workloads),
+      postgres: cpuMs((await postgresCpu(db)) - cpu0.postgres),
+      sim: cpuMs(((u) => (u.user + u.system) / 1e6)(process.cpuUsage(cpu0.sim))),
+    };
+    log(`CPU per delivery: ${JSON.stringify(cpu)} ms`);
     const end = Math.max(...ids.map((id) => confirmed.get(id)!));
     const perSecond = ORDERS / ((end - start) / 1000);
     const sentPerSecond = ORDERS / ((Math.max(...ids.map((id) => sentAt.get(id)!)) - start) / 1000);
@@ -206,6 +255,13 @@ async function main(): Promise<void> {
         name: 'codes sent per second, 4 processes, one pool',
         value: Math.round(sentPerSecond),
         unit: '/s',
+        target: '-',
+        ok: true,
+      },
+      {
+        name: 'CPU per delivery: workloads + PostgreSQL + simulator (2 CPUs give 4 ms per delivery at 500/s)',
+        value: `${cpu.workloads} + ${cpu.postgres} + ${cpu.sim}`,
+        unit: 'ms',
         target: '-',
         ok: true,
       },

@@ -2,6 +2,7 @@
 // moves a unit is one statement or one transaction, guarded by the state it expects, so a
 // process that dies between two of them leaves a state `planOrder` can resume from.
 import type { OrderStatus } from '../protocol/orders.js';
+import { GroupCommit } from '../store/group-commit.js';
 import type { Queryable, Sql } from '../store/types.js';
 import { type DeliveryState, isPayable, orderMayMove, type UnitState } from './state.js';
 
@@ -142,6 +143,19 @@ const ORDER_STATUSES: readonly OrderStatus[] = [
   'refund_cancelled',
   'cancelled',
 ];
+const PAYABLE_STATUSES = ORDER_STATUSES.filter(isPayable);
+/** Every status move `orderMayMove` allows, as two columns of a table. */
+const STATUS_MOVES = (() => {
+  const from: OrderStatus[] = [];
+  const to: OrderStatus[] = [];
+  for (const f of ORDER_STATUSES)
+    for (const t of ORDER_STATUSES)
+      if (orderMayMove(f, t)) {
+        from.push(f);
+        to.push(t);
+      }
+  return { from, to };
+})();
 
 /** What applying an order event did. */
 export interface OrderUpdate {
@@ -168,83 +182,149 @@ export interface ClaimInput {
   render: (unit: number, code: string | undefined) => string;
 }
 
+interface EventWrite {
+  accountId: string;
+  ev: OrderEvent;
+}
+
+interface SentWrite {
+  accountId: string;
+  orderId: string;
+  unit: number;
+  messageId: string;
+}
+
+interface FinishWrite {
+  accountId: string;
+  orderId: string;
+  state: 'delivered' | 'confirmed' | 'cancelled';
+}
+
 export type ClaimResult =
   | { ok: true; units: UnitRow[] }
   | { ok: false; reason: 'out_of_stock'; free: number };
 
 export class DeliveryStore {
+  // The writes every delivery makes, grouped (see GroupCommit): under load one statement
+  // records many orders' sends or completions.
+  private readonly sentWrites = new GroupCommit<SentWrite, boolean>((b) => this.writeSent(b));
+  private readonly finishWrites = new GroupCommit<FinishWrite, void>((b) => this.writeFinish(b));
+  private readonly eventWrites = new GroupCommit<EventWrite, OrderUpdate>((b) => this.writeEvents(b));
+
   constructor(readonly sql: Sql) {}
 
   // ---- orders ----
 
   /**
    * Applies a trade message to the order: status moves only forward (or into refund/cancel);
-   * ids and names are filled in when first known. One transaction with a row lock, so two
-   * messages of one order applied at once cannot lose either.
+   * ids and names are filled in when first known. One upsert with a row lock, so two messages
+   * of one order applied at once cannot lose either; grouped with other orders' messages
+   * under load.
    */
-  async applyOrderEvent(accountId: string, ev: OrderEvent): Promise<OrderUpdate> {
-    // One statement: a new order is inserted as announced; a known one (row-locked by the
-    // upsert) moves only from the statuses `orderMayMove` allows, computed here as a list.
-    // `prev` reads the statement's snapshot (the row before this upsert): it only tells what
-    // changed, the move itself is decided on the locked row.
-    const first: OrderStatus = ev.status ?? 'processing';
-    const firstPayable = isPayable(first);
-    const allowedFrom = ev.status ? ORDER_STATUSES.filter((f) => orderMayMove(f, ev.status!)) : [];
+  applyOrderEvent(accountId: string, ev: OrderEvent): Promise<OrderUpdate> {
+    return this.eventWrites.run({ accountId, ev });
+  }
+
+  private async writeEvents(batch: EventWrite[]): Promise<OrderUpdate[]> {
+    // One order twice in one statement is an error (ON CONFLICT cannot update a row twice);
+    // events without a status may not move it: each kind of round is its own statement.
+    const out = new Array<OrderUpdate>(batch.length);
+    const rounds: { moves: boolean; keys: Set<string>; items: number[] }[] = [];
+    batch.forEach((w, i) => {
+      const key = `${w.accountId}\n${w.ev.orderId}`;
+      const moves = w.ev.status !== undefined;
+      let round = rounds.find((r) => r.moves === moves && !r.keys.has(key));
+      if (!round) rounds.push((round = { moves, keys: new Set(), items: [] }));
+      round.keys.add(key);
+      round.items.push(i);
+    });
+    for (const r of rounds) {
+      const items = r.items.map((i) => batch[i]!);
+      const updates = await this.upsertOrders(items, r.moves);
+      r.items.forEach((i, k) => {
+        out[i] = updates[k]!;
+      });
+    }
+    return out;
+  }
+
+  private async upsertOrders(items: EventWrite[], moves: boolean): Promise<OrderUpdate[]> {
+    // A new order is inserted as announced; a known one (row-locked by the upsert) moves only
+    // along the (from, to) pairs `orderMayMove` allows, passed in as a table (none for events
+    // without a status). `prev` reads the statement's snapshot (the row before this upsert):
+    // it only tells what changed, the move itself is decided on the locked row.
+    const pairs = moves ? STATUS_MOVES : { from: [], to: [] };
+    const first = (ev: OrderEvent): OrderStatus => ev.status ?? 'processing';
     const { rows } = await this.sql.query<
       Row & { inserted: boolean; prev_status: string | null; prev_delivery: string | null }
     >(
-      `WITH prev AS (
-         SELECT status, delivery_state FROM orders WHERE account_id = $1 AND order_id = $2
+      `WITH ev AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+           $8::timestamptz[], $9::boolean[])
+           AS ev(account_id, order_id, chat_id, buyer_id, buyer_name, item_id, status, at, bargain)
+       ), prev AS (
+         SELECT o.account_id, o.order_id, o.status, o.delivery_state FROM orders o JOIN ev USING (account_id, order_id)
        ), up AS (
          INSERT INTO orders AS o (account_id, order_id, chat_id, buyer_id, buyer_name, item_id, status, status_at,
            paid_at, bargain, delivery_state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         SELECT account_id, order_id, chat_id, buyer_id, buyer_name, item_id, status, at,
+           CASE WHEN status = ANY($12::text[]) THEN at END, bargain,
+           CASE WHEN status = ANY($12::text[]) THEN 'pending' ELSE 'none' END
+         FROM ev
          ON CONFLICT (account_id, order_id) DO UPDATE SET
            chat_id = COALESCE(o.chat_id, EXCLUDED.chat_id),
            buyer_id = COALESCE(o.buyer_id, EXCLUDED.buyer_id),
            buyer_name = COALESCE(EXCLUDED.buyer_name, o.buyer_name),
            item_id = COALESCE(o.item_id, EXCLUDED.item_id),
-           status = CASE WHEN o.status = ANY($12::text[]) THEN EXCLUDED.status ELSE o.status END,
-           status_at = CASE WHEN o.status = ANY($12::text[]) THEN EXCLUDED.status_at ELSE o.status_at END,
+           status = CASE WHEN (o.status, EXCLUDED.status) IN (SELECT * FROM unnest($10::text[], $11::text[]))
+             THEN EXCLUDED.status ELSE o.status END,
+           status_at = CASE WHEN (o.status, EXCLUDED.status) IN (SELECT * FROM unnest($10::text[], $11::text[]))
+             THEN EXCLUDED.status_at ELSE o.status_at END,
            paid_at = COALESCE(o.paid_at,
-             CASE WHEN o.status = ANY($12::text[]) AND EXCLUDED.status = ANY($13::text[]) THEN EXCLUDED.status_at END),
+             CASE WHEN (o.status, EXCLUDED.status) IN (SELECT * FROM unnest($10::text[], $11::text[]))
+               AND EXCLUDED.status = ANY($12::text[]) THEN EXCLUDED.status_at END),
            bargain = o.bargain OR EXCLUDED.bargain,
            delivery_state = CASE
-             WHEN o.status = ANY($12::text[]) AND EXCLUDED.status = ANY($13::text[])
-               AND o.delivery_state IN ('none', 'cancelled') THEN 'pending'
+             WHEN (o.status, EXCLUDED.status) IN (SELECT * FROM unnest($10::text[], $11::text[]))
+               AND EXCLUDED.status = ANY($12::text[]) AND o.delivery_state IN ('none', 'cancelled') THEN 'pending'
              ELSE o.delivery_state END,
            updated_at = now()
          RETURNING ${ORDER_COLS}, (xmax = 0) AS inserted
        )
-       SELECT up.*, (SELECT status FROM prev) AS prev_status, (SELECT delivery_state FROM prev) AS prev_delivery FROM up`,
+       SELECT up.*, prev.status AS prev_status, prev.delivery_state AS prev_delivery
+       FROM up LEFT JOIN prev ON prev.account_id = up.account_id AND prev.order_id = up.order_id`,
       [
-        accountId,
-        ev.orderId,
-        ev.chatId ?? null,
-        ev.buyerId ?? null,
-        ev.buyerName ?? null,
-        ev.itemId ?? null,
-        first,
-        ev.at,
-        firstPayable ? ev.at : null,
-        ev.bargain === true,
-        firstPayable ? 'pending' : 'none',
-        allowedFrom,
-        ORDER_STATUSES.filter(isPayable),
+        items.map((w) => w.accountId),
+        items.map((w) => w.ev.orderId),
+        items.map((w) => w.ev.chatId ?? null),
+        items.map((w) => w.ev.buyerId ?? null),
+        items.map((w) => w.ev.buyerName ?? null),
+        items.map((w) => w.ev.itemId ?? null),
+        items.map((w) => first(w.ev)),
+        items.map((w) => w.ev.at),
+        items.map((w) => w.ev.bargain === true),
+        pairs.from,
+        pairs.to,
+        PAYABLE_STATUSES,
       ],
     );
-    const r = rows[0]!;
-    const order = toOrder(r);
-    if (r.inserted === true) return { order, changed: true, becamePayable: firstPayable, created: true };
-    const prevDelivery = r.prev_delivery;
-    return {
-      order,
-      changed: r.prev_status !== order.status,
-      becamePayable:
-        order.deliveryState === 'pending' &&
-        (prevDelivery === null || prevDelivery === 'none' || prevDelivery === 'cancelled'),
-      created: false,
-    };
+    const byKey = new Map(rows.map((r) => [`${String(r.account_id)}\n${String(r.order_id)}`, r]));
+    return items.map((w) => {
+      const r = byKey.get(`${w.accountId}\n${w.ev.orderId}`);
+      if (!r) throw new Error(`order ${w.ev.orderId}: the upsert returned no row`);
+      const order = toOrder(r);
+      if (r.inserted === true)
+        return { order, changed: true, becamePayable: isPayable(first(w.ev)), created: true };
+      const prevDelivery = r.prev_delivery;
+      return {
+        order,
+        changed: r.prev_status !== order.status,
+        becamePayable:
+          order.deliveryState === 'pending' &&
+          (prevDelivery === null || prevDelivery === 'none' || prevDelivery === 'cancelled'),
+        created: false,
+      };
+    });
   }
 
   async getOrder(accountId: string, orderId: string): Promise<OrderRow | undefined> {
@@ -350,28 +430,25 @@ export class DeliveryStore {
     return rows.length;
   }
 
-  async finish(
-    accountId: string,
-    orderId: string,
-    state: 'delivered' | 'confirmed' | 'cancelled',
-  ): Promise<void> {
-    if (state === 'confirmed') {
-      await this.sql.query(
-        `WITH u AS (
-           UPDATE delivery_units SET state = 'confirmed', confirmed_at = now()
-           WHERE account_id = $1 AND order_id = $2 AND state = 'sent'
-         )
-         UPDATE orders SET delivery_state = 'confirmed', waiting_reason = NULL, next_attempt_at = NULL, updated_at = now()
-         WHERE account_id = $1 AND order_id = $2`,
-        [accountId, orderId],
-      );
-      return;
-    }
+  /** The order's delivery ends in `state`; `confirmed` also confirms its sent units. */
+  finish(accountId: string, orderId: string, state: FinishWrite['state']): Promise<void> {
+    return this.finishWrites.run({ accountId, orderId, state });
+  }
+
+  private async writeFinish(batch: FinishWrite[]): Promise<void[]> {
     await this.sql.query(
-      `UPDATE orders SET delivery_state = $3, waiting_reason = NULL, next_attempt_at = NULL, updated_at = now()
-       WHERE account_id = $1 AND order_id = $2`,
-      [accountId, orderId, state],
+      `WITH v AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS v(account_id, order_id, state)
+       ), u AS (
+         UPDATE delivery_units d SET state = 'confirmed', confirmed_at = now() FROM v
+         WHERE d.account_id = v.account_id AND d.order_id = v.order_id AND v.state = 'confirmed'
+           AND d.state = 'sent'
+       )
+       UPDATE orders o SET delivery_state = v.state, waiting_reason = NULL, next_attempt_at = NULL, updated_at = now()
+       FROM v WHERE o.account_id = v.account_id AND o.order_id = v.order_id`,
+      [batch.map((w) => w.accountId), batch.map((w) => w.orderId), batch.map((w) => w.state)],
     );
+    return batch.map(() => undefined);
   }
 
   // ---- units ----
@@ -463,14 +540,25 @@ export class DeliveryStore {
   }
 
   /** claimed → sent with the IM messageId; false when the unit was not in `claimed`. */
-  async markSent(accountId: string, orderId: string, unit: number, messageId: string): Promise<boolean> {
-    const { rows } = await this.sql.query(
-      `UPDATE delivery_units SET state = 'sent', message_id = $4, sent_at = now()
-       WHERE account_id = $1 AND order_id = $2 AND unit = $3 AND state = 'claimed'
-       RETURNING 1 AS ok`,
-      [accountId, orderId, unit, messageId],
+  markSent(accountId: string, orderId: string, unit: number, messageId: string): Promise<boolean> {
+    return this.sentWrites.run({ accountId, orderId, unit, messageId });
+  }
+
+  private async writeSent(batch: SentWrite[]): Promise<boolean[]> {
+    const { rows } = await this.sql.query<{ account_id: string; order_id: string; unit: number }>(
+      `UPDATE delivery_units d SET state = 'sent', message_id = v.message_id, sent_at = now()
+       FROM unnest($1::text[], $2::text[], $3::int[], $4::text[]) AS v(account_id, order_id, unit, message_id)
+       WHERE d.account_id = v.account_id AND d.order_id = v.order_id AND d.unit = v.unit AND d.state = 'claimed'
+       RETURNING d.account_id, d.order_id, d.unit`,
+      [
+        batch.map((w) => w.accountId),
+        batch.map((w) => w.orderId),
+        batch.map((w) => w.unit),
+        batch.map((w) => w.messageId),
+      ],
     );
-    return rows.length > 0;
+    const done = new Set(rows.map((r) => `${r.account_id}\n${r.order_id}\n${Number(r.unit)}`));
+    return batch.map((w) => done.has(`${w.accountId}\n${w.orderId}\n${w.unit}`));
   }
 
   async noteRedelivered(accountId: string, orderId: string, unit: number): Promise<void> {
