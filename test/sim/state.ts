@@ -153,6 +153,8 @@ export class State {
   readonly sellers = new Map<string, SellerState>();
   readonly items = new Map<string, Item>();
   readonly chats = new Map<string, Chat>();
+  /** chatId by seller, buyer and item: the lookup every pushed message makes. */
+  private readonly chatIndex = new Map<string, string>();
   readonly orders = new Map<string, Order>();
   readonly history = new Map<string, StoredMessage[]>();
   readonly sentRecords: SentRecord[] = [];
@@ -264,11 +266,11 @@ export class State {
     itemId?: string;
     sessionType?: '1' | '30';
   }): Chat {
-    for (const c of this.chats.values()) {
-      if (c.sellerId === o.sellerId && c.buyerId === o.buyerId && c.itemId === o.itemId) {
-        if (o.buyerNick) c.buyerNick = o.buyerNick;
-        return c;
-      }
+    const key = `${o.sellerId}\n${o.buyerId}\n${o.itemId ?? ''}`;
+    const known = this.chats.get(this.chatIndex.get(key) ?? '');
+    if (known) {
+      if (o.buyerNick) known.buyerNick = o.buyerNick;
+      return known;
     }
     const chat: Chat = {
       chatId: String(this.nextChat++),
@@ -280,6 +282,7 @@ export class State {
       modifiedAt: Date.now(),
     };
     this.chats.set(chat.chatId, chat);
+    this.chatIndex.set(key, chat.chatId);
     this.history.set(chat.chatId, []);
     return chat;
   }
