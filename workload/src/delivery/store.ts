@@ -2,7 +2,7 @@
 // moves a unit is one statement or one transaction, guarded by the state it expects, so a
 // process that dies between two of them leaves a state `planOrder` can resume from.
 import type { OrderStatus } from '../protocol/orders.js';
-import { GroupCommit } from '../store/group-commit.js';
+import { GroupCommit, isTransientConflict } from '../store/group-commit.js';
 import type { Queryable, Sql } from '../store/types.js';
 import { type DeliveryState, isPayable, orderMayMove, type UnitState } from './state.js';
 
@@ -182,6 +182,21 @@ export interface ClaimInput {
   render: (unit: number, code: string | undefined) => string;
 }
 
+const RETRY = { retryIf: isTransientConflict };
+/** Rows of a batch in the order every batch locks them. */
+const byOrder =
+  <T extends { accountId: string }>(key: (t: T) => string) =>
+  (a: T, b: T) =>
+    a.accountId < b.accountId
+      ? -1
+      : a.accountId > b.accountId
+        ? 1
+        : key(a) < key(b)
+          ? -1
+          : key(a) > key(b)
+            ? 1
+            : 0;
+
 interface EventWrite {
   accountId: string;
   ev: OrderEvent;
@@ -206,10 +221,11 @@ export type ClaimResult =
 
 export class DeliveryStore {
   // The writes every delivery makes, grouped (see GroupCommit): under load one statement
-  // records many orders' sends or completions.
-  private readonly sentWrites = new GroupCommit<SentWrite, boolean>((b) => this.writeSent(b));
-  private readonly finishWrites = new GroupCommit<FinishWrite, void>((b) => this.writeFinish(b));
-  private readonly eventWrites = new GroupCommit<EventWrite, OrderUpdate>((b) => this.writeEvents(b));
+  // records many orders' events, sends or completions. A batch locks its rows in (account,
+  // order) order, so two batches rarely deadlock; when they do, the loser is written again.
+  private readonly sentWrites = new GroupCommit<SentWrite, boolean>((b) => this.writeSent(b), RETRY);
+  private readonly finishWrites = new GroupCommit<FinishWrite, undefined>((b) => this.writeFinish(b), RETRY);
+  private readonly eventWrites = new GroupCommit<EventWrite, OrderUpdate>((b) => this.writeEvents(b), RETRY);
 
   constructor(readonly sql: Sql) {}
 
@@ -234,7 +250,10 @@ export class DeliveryStore {
       const key = `${w.accountId}\n${w.ev.orderId}`;
       const moves = w.ev.status !== undefined;
       let round = rounds.find((r) => r.moves === moves && !r.keys.has(key));
-      if (!round) rounds.push((round = { moves, keys: new Set(), items: [] }));
+      if (!round) {
+        round = { moves, keys: new Set(), items: [] };
+        rounds.push(round);
+      }
       round.keys.add(key);
       round.items.push(i);
     });
@@ -255,6 +274,7 @@ export class DeliveryStore {
     // it only tells what changed, the move itself is decided on the locked row.
     const pairs = moves ? STATUS_MOVES : { from: [], to: [] };
     const first = (ev: OrderEvent): OrderStatus => ev.status ?? 'processing';
+    const sorted = [...items].sort(byOrder((w) => w.ev.orderId));
     const { rows } = await this.sql.query<
       Row & { inserted: boolean; prev_status: string | null; prev_delivery: string | null }
     >(
@@ -294,15 +314,15 @@ export class DeliveryStore {
        SELECT up.*, prev.status AS prev_status, prev.delivery_state AS prev_delivery
        FROM up LEFT JOIN prev ON prev.account_id = up.account_id AND prev.order_id = up.order_id`,
       [
-        items.map((w) => w.accountId),
-        items.map((w) => w.ev.orderId),
-        items.map((w) => w.ev.chatId ?? null),
-        items.map((w) => w.ev.buyerId ?? null),
-        items.map((w) => w.ev.buyerName ?? null),
-        items.map((w) => w.ev.itemId ?? null),
-        items.map((w) => first(w.ev)),
-        items.map((w) => w.ev.at),
-        items.map((w) => w.ev.bargain === true),
+        sorted.map((w) => w.accountId),
+        sorted.map((w) => w.ev.orderId),
+        sorted.map((w) => w.ev.chatId ?? null),
+        sorted.map((w) => w.ev.buyerId ?? null),
+        sorted.map((w) => w.ev.buyerName ?? null),
+        sorted.map((w) => w.ev.itemId ?? null),
+        sorted.map((w) => first(w.ev)),
+        sorted.map((w) => w.ev.at),
+        sorted.map((w) => w.ev.bargain === true),
         pairs.from,
         pairs.to,
         PAYABLE_STATUSES,
@@ -435,7 +455,8 @@ export class DeliveryStore {
     return this.finishWrites.run({ accountId, orderId, state });
   }
 
-  private async writeFinish(batch: FinishWrite[]): Promise<void[]> {
+  private async writeFinish(batch: FinishWrite[]): Promise<undefined[]> {
+    const rows = [...batch].sort(byOrder((w) => w.orderId));
     await this.sql.query(
       `WITH v AS (
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS v(account_id, order_id, state)
@@ -446,7 +467,7 @@ export class DeliveryStore {
        )
        UPDATE orders o SET delivery_state = v.state, waiting_reason = NULL, next_attempt_at = NULL, updated_at = now()
        FROM v WHERE o.account_id = v.account_id AND o.order_id = v.order_id`,
-      [batch.map((w) => w.accountId), batch.map((w) => w.orderId), batch.map((w) => w.state)],
+      [rows.map((w) => w.accountId), rows.map((w) => w.orderId), rows.map((w) => w.state)],
     );
     return batch.map(() => undefined);
   }
@@ -545,16 +566,17 @@ export class DeliveryStore {
   }
 
   private async writeSent(batch: SentWrite[]): Promise<boolean[]> {
+    const sorted = [...batch].sort(byOrder((w) => `${w.orderId}\n${String(w.unit).padStart(6, '0')}`));
     const { rows } = await this.sql.query<{ account_id: string; order_id: string; unit: number }>(
       `UPDATE delivery_units d SET state = 'sent', message_id = v.message_id, sent_at = now()
        FROM unnest($1::text[], $2::text[], $3::int[], $4::text[]) AS v(account_id, order_id, unit, message_id)
        WHERE d.account_id = v.account_id AND d.order_id = v.order_id AND d.unit = v.unit AND d.state = 'claimed'
        RETURNING d.account_id, d.order_id, d.unit`,
       [
-        batch.map((w) => w.accountId),
-        batch.map((w) => w.orderId),
-        batch.map((w) => w.unit),
-        batch.map((w) => w.messageId),
+        sorted.map((w) => w.accountId),
+        sorted.map((w) => w.orderId),
+        sorted.map((w) => w.unit),
+        sorted.map((w) => w.messageId),
       ],
     );
     const done = new Set(rows.map((r) => `${r.account_id}\n${r.order_id}\n${Number(r.unit)}`));
