@@ -3,12 +3,13 @@
 // code sent → shipment confirmed) and the paid → sent latency at a steady rate.
 // Results: bench/delivery.json and bench/DELIVERY.md. Run with --help for options.
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { simEnv, startWorkloadProcess, type WorkloadProcess } from '../test/harness/workload-process.js';
 import { type Seller, startSim } from '../test/sim/index.js';
+import { type Result, report } from './table.js';
 
 const { values } = parseArgs({
   options: {
@@ -28,7 +29,8 @@ same pool file, on one PostgreSQL database (--database-url, DATABASE_URL or TEST
               the first paid card to the last shipment confirmed
   warm-up     100 paid orders right after start (reported, not counted below)
   latency     paid → sent p50/p99 at R paid orders per second over the four accounts
-Writes bench/delivery.json and bench/DELIVERY.md unless --no-write.`);
+Prints this run beside the previous one (bench/delivery.json); writes bench/delivery.json and
+bench/DELIVERY.md unless --no-write.`);
   process.exit(0);
 }
 
@@ -75,6 +77,8 @@ async function postgresCpu(db: pg.Client): Promise<number> {
   }
   return total;
 }
+
+const round1 = (v: number) => Number(v.toFixed(1));
 
 function percentile(sorted: number[], p: number): number {
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
@@ -255,67 +259,48 @@ async function main(): Promise<void> {
       );
     }
 
-    const results = [
+    const info = (name: string, value: number, unit: string) => ({
+      name,
+      value,
+      unit,
+      target: '-',
+      ok: true,
+    });
+    const results: Result[] = [
       {
-        name: 'deliveries per second, 4 processes, one pool (paid → sent → confirmed)',
+        name: 'deliveries per second (paid → sent → confirmed)',
         value: Math.round(perSecond),
         unit: '/s',
         target: '≥ 500',
         ok: perSecond >= 500,
       },
-      {
-        name: 'codes sent per second, 4 processes, one pool',
-        value: Math.round(sentPerSecond),
-        unit: '/s',
-        target: '-',
-        ok: true,
-      },
-      {
-        name: 'CPU per delivery: workloads + PostgreSQL + simulator (2 CPUs give 4 ms per delivery at 500/s)',
-        value: `${cpu.workloads} + ${cpu.postgres} + ${cpu.sim}`,
-        unit: 'ms',
-        target: '-',
-        ok: true,
-      },
-      {
-        name: `paid → sent right after start (${WARMUP_ORDERS} warm-up orders, not in the rows below) p50 / max`,
-        value: `${percentile(warm, 50).toFixed(1)} / ${percentile(warm, 100).toFixed(1)}`,
-        unit: 'ms',
-        target: '-',
-        ok: true,
-      },
-      {
-        name: `paid → sent p50 at ${RATE}/s`,
-        value: Number(percentile(lat, 50).toFixed(1)),
-        unit: 'ms',
-        target: '-',
-        ok: true,
-      },
+      info('codes sent per second', Math.round(sentPerSecond), '/s'),
+      info('CPU per delivery, the 4 workloads', cpu.workloads, 'ms'),
+      info('CPU per delivery, PostgreSQL', cpu.postgres, 'ms'),
+      info('CPU per delivery, simulator', cpu.sim, 'ms'),
+      info(`paid → sent p50, first ${WARMUP_ORDERS} orders after start`, round1(percentile(warm, 50)), 'ms'),
+      info(`paid → sent max, first ${WARMUP_ORDERS} orders after start`, round1(percentile(warm, 100)), 'ms'),
+      info(`paid → sent p50 at ${RATE}/s`, round1(percentile(lat, 50)), 'ms'),
       {
         name: `paid → sent p99 at ${RATE}/s`,
-        value: Number(percentile(lat, 99).toFixed(1)),
+        value: round1(percentile(lat, 99)),
         unit: 'ms',
         target: '≤ 50',
         ok: percentile(lat, 99) <= 50,
       },
     ];
-    const env = `${availableParallelism()} CPUs (load average ${loadAtStart} before the run, shared machine), PostgreSQL (scripts/with-postgres.sh, fsync off), simulator in the bench process, ${new Date().toISOString().slice(0, 10)}`;
-    const table = [
-      '| measurement | value | target | ok |',
-      '| --- | --- | --- | --- |',
-      ...results.map((r) => `| ${r.name} | ${r.value} ${r.unit} | ${r.target} | ${r.ok ? 'yes' : 'NO'} |`),
-    ].join('\n');
-    process.stdout.write(`\n${table}\n\n${env}\n`);
-    if (!values['no-write']) {
-      writeFileSync(
-        new URL('./delivery.json', import.meta.url),
-        `${JSON.stringify({ env, orders: ORDERS, rate: RATE, results }, null, 2)}\n`,
-      );
-      writeFileSync(
-        new URL('./DELIVERY.md', import.meta.url),
-        `# Auto-delivery benchmark\n\n\`make bench\` → \`bench/delivery.ts\`: four workload processes (one seller account each)\ndeliver from one shared code pool on one PostgreSQL database; every order is one unit.\n\n${table}\n\n${env}\n`,
-      );
-    }
+    report({
+      title: 'Auto-delivery benchmark',
+      file: 'delivery',
+      about: `\`make bench\` → \`bench/delivery.ts\`: four workload processes (one seller account each) deliver
+from one shared code pool on one PostgreSQL database (scripts/with-postgres.sh, fsync off); every
+order is one unit; the simulator runs in the bench process on the same CPUs. ${WARMUP_ORDERS} warm-up
+orders right after start are reported apart; then ${LATENCY_ORDERS} orders at ${RATE}/s (latency), then
+${ORDERS} at once (throughput, first paid card to last shipment confirmed). 2 CPUs give 4 ms of CPU
+per delivery at 500/s. Load average before the run: ${loadAtStart}.`,
+      runs: [{ variant: `${PROCS} processes, one pool`, results }],
+      write: !values['no-write'],
+    });
   } finally {
     await Promise.all(accounts.map((a) => a.wl?.stop()));
     await sim.close();
