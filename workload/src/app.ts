@@ -63,6 +63,7 @@ export async function startWorkload(
   const sql = await openSql({
     ...(config.database.url ? { url: config.database.url } : {}),
     dataDir: config.dataDir,
+    poolSize: config.database.poolSize,
   });
   const store = await createStore(sql);
   log.info({ database: sql.kind, account: config.account.id }, 'database ready');

@@ -37,6 +37,8 @@ session:
   riskControlBackoffMs: 1000
 server:
   port: 70000
+database:
+  poolSize: 0
 `;
 
 describe('configuration', () => {
@@ -76,6 +78,7 @@ describe('configuration', () => {
       'reply.delay.maxMs: maxMs must be >= minMs',
       'session.riskControlBackoffMs: must be at least 60000',
       'server.port:',
+      'database.poolSize:',
     ]) {
       assert.ok(r.stderr.includes(expected), `missing "${expected}" in:\n${r.stderr}`);
     }

@@ -264,7 +264,20 @@ export const configSchema = z.object({
   session: session.prefault({}),
   reply: reply.prefault({}),
   delivery: delivery.prefault({}),
-  database: z.object({ url: z.string().optional() }).prefault({}),
+  database: z
+    .object({
+      url: z.string().optional(),
+      poolSize: z
+        .number()
+        .int()
+        .min(1)
+        .max(100)
+        .default(10)
+        .describe(
+          'PostgreSQL connections at most (3 kept open); many accounts on one server: lower it or use PgBouncer',
+        ),
+    })
+    .prefault({}),
   dataDir: z.string().default('./data').describe('PGlite data directory when no database URL is given'),
   server: z
     .object({ port: z.number().int().min(0).max(65535).default(8080), host: z.string().default('0.0.0.0') })
