@@ -71,14 +71,28 @@ test('every CEL rule has a matching zod refinement (runtime validation agrees wi
     for (const r of (node['x-kubernetes-validations'] ?? []) as { rule: string }[])
       rules.push(`${path}: ${r.rule}`);
   });
-  assert.equal(rules.length, 4, rules.join('\n'));
+  assert.equal(rules.length, 5, rules.join('\n'));
   const base = { credentials: { cookiesSecretRef: { name: 'c' } } };
   const bad = [
     { reply: { ai: { enabled: true } } },
     { reply: { delay: { minMs: 10, maxMs: 5 } } },
     { session: { backoffInitialMs: 5000, backoffMaxMs: 10 } },
-    { delivery: { rules: [{ name: 'r', source: { text: 'a', url: 'http://x/' } }] } },
-    { delivery: { rules: [{ name: 'r', source: {} }] } },
+    { delivery: { rules: [{ name: 'r', itemIds: ['1'], source: { type: 'pool' } }] } },
+    { delivery: { rules: [{ name: 'r', source: { type: 'text', text: 'a' } }] } },
+    {
+      delivery: {
+        rules: [{ name: 'r', itemIds: ['1'], keywords: ['k'], source: { type: 'text', text: 'a' } }],
+      },
+    },
+    { delivery: { rules: [{ name: 'r', itemIds: ['1'], source: { type: 'pool', pool: 'nope' } }] } },
+    {
+      delivery: {
+        pools: [
+          { name: 'p', secretRef: { name: 'a' } },
+          { name: 'p', secretRef: { name: 'b' } },
+        ],
+      },
+    },
   ];
   for (const extra of bad) {
     assert.equal(XianyuAccountSpec.safeParse({ ...base, ...extra }).success, false, JSON.stringify(extra));
@@ -86,9 +100,13 @@ test('every CEL rule has a matching zod refinement (runtime validation agrees wi
   const ok = XianyuAccountSpec.safeParse({
     ...base,
     reply: { ai: { enabled: true, apiKeySecretRef: { name: 'ai' } }, delay: { minMs: 1, maxMs: 5 } },
-    delivery: { rules: [{ name: 'r', source: { codePoolSecretRef: { name: 'pool' } } }] },
+    delivery: {
+      pools: [{ name: 'vip', secretRef: { name: 'pool' } }],
+      rules: [{ name: 'r', itemIds: ['1'], source: { type: 'pool', pool: 'vip' } }],
+    },
   });
   assert.equal(ok.success, true, JSON.stringify(ok.error?.issues));
+  assert.equal(ok.data?.delivery?.pools?.[0]?.secretRef.key, 'codes');
   assert.equal(ok.data?.credentials.cookiesSecretRef.key, 'cookies');
   assert.equal(ok.data?.reply?.ai?.apiKeySecretRef?.key, 'apiKey');
 });

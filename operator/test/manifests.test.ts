@@ -225,7 +225,10 @@ test('referenced Secrets list every Secret the pod needs with the spec field tha
     XianyuAccountSpec.parse({
       ...full,
       database: undefined,
-      delivery: { rules: [{ name: 'r', source: { codePoolSecretRef: { name: 'pool' } } }] },
+      delivery: {
+        pools: [{ name: 'vip', secretRef: { name: 'pool' } }],
+        rules: [{ name: 'r', itemIds: ['1'], source: { type: 'pool', pool: 'vip' } }],
+      },
     }),
     { defaultDatabaseSecret: { name: 'shared-db', key: 'url' } },
   );
@@ -235,7 +238,104 @@ test('referenced Secrets list every Secret the pod needs with the spec field tha
       'spec.credentials.cookiesSecretRef=cookies/cookie-string',
       'spec.reply.ai.apiKeySecretRef=ai/apiKey',
       '--default-database-secret=shared-db/url',
-      'spec.delivery.rules[0].source.codePoolSecretRef=pool/codes',
+      'spec.delivery.pools[0].secretRef=pool/codes',
     ],
   );
+});
+
+const withDelivery: XianyuAccountSpecInput = {
+  ...minimal,
+  delivery: {
+    unitIntervalMs: 0,
+    orderDetails: { source: 'http' },
+    pools: [
+      { name: 'vip', secretRef: { name: 'vip-codes' }, lowStock: 2 },
+      { name: '月卡 codes', secretRef: { name: 'month', key: 'list.txt' } },
+    ],
+    rules: [
+      {
+        name: 'vip',
+        itemIds: ['123'],
+        spec: { name: '版本', value: '标准版' },
+        source: { type: 'pool', pool: 'vip' },
+        message: '激活码 {code}',
+        confirmShipment: false,
+      },
+      { name: 'month', itemIds: ['123'], source: { type: 'pool', pool: '月卡 codes' } },
+      {
+        name: 'api',
+        keywords: ['会员'],
+        source: { type: 'http', url: 'http://goods.local/{order_id}', method: 'POST', retries: 1 },
+      },
+    ],
+  },
+};
+
+test('delivery: rules and pools become the workload delivery config; each pool Secret is a mounted file', () => {
+  const cfg = configSchema.parse(renderWorkloadConfig(account, XianyuAccountSpec.parse(withDelivery)));
+  assert.equal(cfg.delivery.unitIntervalMs, 0);
+  assert.equal(cfg.delivery.orderDetails.source, 'http');
+  assert.equal(cfg.delivery.confirmShipment, true, 'workload default');
+  assert.deepEqual(cfg.delivery.pools, {
+    vip: { file: '/var/run/secrets/xianyu/pools/0/codes', lowStock: 2 },
+    '月卡 codes': { file: '/var/run/secrets/xianyu/pools/1/codes', lowStock: 5 },
+  });
+  assert.deepEqual(
+    cfg.delivery.rules.map((r) => [r.name, r.source.type, r.message]),
+    [
+      ['vip', 'pool', '激活码 {code}'],
+      ['month', 'pool', '{code}'],
+      ['api', 'http', '{code}'],
+    ],
+  );
+  assert.deepEqual(cfg.delivery.rules[0]?.spec, { name: '版本', value: '标准版' });
+  assert.equal(cfg.delivery.rules[0]?.confirmShipment, false);
+  const http = cfg.delivery.rules[2]?.source;
+  assert.ok(http?.type === 'http');
+  assert.equal(http.method, 'POST');
+  assert.equal(http.retries, 1);
+
+  const pod = (deployment(input(withDelivery), opts) as Any).spec.template.spec;
+  const mounts = pod.containers[0].volumeMounts.filter((m: Any) => String(m.name).startsWith('pool-'));
+  assert.deepEqual(mounts, [
+    { name: 'pool-0', mountPath: '/var/run/secrets/xianyu/pools/0', readOnly: true },
+    { name: 'pool-1', mountPath: '/var/run/secrets/xianyu/pools/1', readOnly: true },
+  ]);
+  assert.ok(
+    mounts.every((m: Any) => m.subPath === undefined),
+    'no subPath: the file follows the Secret',
+  );
+  const vols = pod.volumes.filter((v: Any) => String(v.name).startsWith('pool-'));
+  assert.deepEqual(
+    vols.map((v: Any) => [v.secret.secretName, v.secret.items]),
+    [
+      ['vip-codes', [{ key: 'codes', path: 'codes' }]],
+      ['month', [{ key: 'list.txt', path: 'codes' }]],
+    ],
+  );
+});
+
+test('delivery: a code pool Secret changing does not restart the pod (the workload re-imports the file)', () => {
+  const hash = (versions: Record<string, string>) =>
+    (deployment(input(withDelivery, { secretVersions: versions }), opts) as Any).spec.template.metadata
+      .annotations[CONFIG_HASH_ANNOTATION];
+  const base = hash({ cookies: '1', 'vip-codes': '1', month: '1' });
+  assert.equal(hash({ cookies: '1', 'vip-codes': '2', month: '7' }), base);
+  assert.notEqual(hash({ cookies: '2', 'vip-codes': '1', month: '1' }), base);
+});
+
+test('delivery: rules the workload would refuse (same priority) are caught by its own check of the rendered config', () => {
+  const spec = XianyuAccountSpec.parse({
+    ...minimal,
+    delivery: {
+      pools: [{ name: 'p', secretRef: { name: 's' } }],
+      rules: [
+        { name: 'a', itemIds: ['1'], source: { type: 'pool', pool: 'p' } },
+        { name: 'b', itemIds: ['1'], source: { type: 'text', text: 'x' } },
+      ],
+    },
+  });
+  const r = configSchema.safeParse(renderWorkloadConfig(account, spec));
+  assert.equal(r.success, false);
+  assert.match(JSON.stringify(r.error?.issues), /delivery/);
 });

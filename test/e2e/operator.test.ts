@@ -346,6 +346,21 @@ test('the API server rejects invalid accounts with messages naming the field', a
       { ...baseSpec, session: { riskControlBackoffMs: 1000 } },
       /spec\.session\.riskControlBackoffMs: Invalid value: 1000: .*greater than or equal to 60000/,
     ],
+    [
+      'delivery source without its field',
+      { ...baseSpec, delivery: { rules: [{ name: 'r', itemIds: ['1'], source: { type: 'text' } }] } },
+      /spec\.delivery\.rules\[0\]\.source: Invalid value: .*pool needs pool, text needs text/,
+    ],
+    [
+      'delivery rule with both itemIds and keywords',
+      {
+        ...baseSpec,
+        delivery: {
+          rules: [{ name: 'r', itemIds: ['1'], keywords: ['k'], source: { type: 'text', text: 'x' } }],
+        },
+      },
+      /spec\.delivery\.rules\[0\]\.itemIds: .*give either itemIds or keywords/,
+    ],
   ];
   for (const [what, spec, message] of cases) {
     await assert.rejects(
@@ -354,6 +369,43 @@ test('the API server rejects invalid accounts with messages naming the field', a
       what,
     );
   }
+  // Pools are a list keyed by name: a second pool of one name is refused (server-side apply
+  // answers 500 "duplicate entries", a plain create 422 "Duplicate value").
+  await assert.rejects(
+    applyAccount(ns, 'bad', {
+      ...baseSpec,
+      delivery: {
+        pools: [
+          { name: 'a', secretRef: { name: 'codes' } },
+          { name: 'a', secretRef: { name: 'other' } },
+        ],
+      },
+    }),
+    (err: unknown) =>
+      err instanceof ApiError &&
+      /spec\.delivery\.pools: duplicate entries for key \[name="a"\]/.test(err.message),
+  );
+  // The whole delivery section, as the README shows it, is accepted.
+  await applyAccount(ns, 'with-delivery', {
+    ...baseSpec,
+    delivery: {
+      pools: [{ name: 'vip', secretRef: { name: 'vip-codes' }, lowStock: 3 }],
+      rules: [
+        {
+          name: 'vip',
+          itemIds: ['1'],
+          spec: { name: '版本', value: 'A' },
+          source: { type: 'pool', pool: 'vip' },
+        },
+        {
+          name: 'api',
+          keywords: ['会员'],
+          source: { type: 'http', url: 'http://x/{order_id}', headers: { a: 'b' } },
+        },
+        { name: 'img', itemIds: ['2'], source: { type: 'image', url: 'https://img.alicdn.com/x.jpg' } },
+      ],
+    },
+  });
   await assert.rejects(
     applyAccount(ns, '1-starts-with-digit', baseSpec),
     (err: unknown) => err instanceof ApiError && err.code === 422 && /metadata\.name/.test(err.message),

@@ -238,47 +238,164 @@ const endpoints = z
   })
   .describe('Service endpoints; change only to point the account at a simulator or a proxy.');
 
-// --- delivery: RESERVED for the auto-delivery issue --------------------------------------
-// The shape is accepted and validated (the operator checks that referenced pool Secrets
-// exist), but the workload does not implement delivery yet: nothing of it is rendered into
-// the workload config or mounted into the pod. The auto-delivery issue fills this in.
+// --- delivery ---------------------------------------------------------------------------
+// Rendered into the workload's `delivery` section; pools are Secrets mounted as files (a
+// mounted Secret changes in place, and the workload re-imports a pool file when it changes).
+// The workload checks the rest at start (rule conflicts, unknown pools) and refuses to run.
+const SOURCE_TYPES = ['pool', 'text', 'http', 'image'] as const;
+/** Per source type, the field it needs. */
+const SOURCE_NEEDS = { pool: 'pool', text: 'text', http: 'url', image: 'url' } as const;
+
+const deliverySource = z
+  .object({
+    type: z
+      .enum(SOURCE_TYPES)
+      .describe(
+        'pool: a code per unit from a pool; text: fixed text; http: GET/POST a URL; image: an image message.',
+      ),
+    pool: nonEmpty('type pool: name of a pool in delivery.pools.').optional(),
+    text: nonEmpty('type text: the text, with placeholders; it is {code} in the message.').optional(),
+    url: nonEmpty(
+      'type http: URL with placeholders ({order_id} {unit} {item_id} {quantity} {spec}); type image: a Xianyu CDN image URL.',
+    ).optional(),
+    method: z.enum(['GET', 'POST']).optional().describe('type http: GET or POST. Default: GET.'),
+    body: text('type http: POST body with placeholders.').optional(),
+    headers: z
+      .record(z.string(), z.string().describe('A header value.'))
+      .optional()
+      .describe('type http: request headers.'),
+    field: text('type http: take this field of a JSON answer. Default: the whole body.').optional(),
+    timeoutMs: int('type http: timeout of one request in milliseconds. Default: 5000.', 1).optional(),
+    retries: z
+      .number()
+      .int()
+      .min(0)
+      .max(10)
+      .optional()
+      .describe('type http: retries after a failure. Default: 3.'),
+    retryDelayMs: int('type http: pause before a retry in milliseconds. Default: 500.').optional(),
+    width: int('type image: width in pixels. Default: 800.', 1).optional(),
+    height: int('type image: height in pixels. Default: 600.', 1).optional(),
+  })
+  .refine((s) => s[SOURCE_NEEDS[s.type]] !== undefined, {
+    message: 'pool needs pool, text needs text, http and image need url',
+  })
+  .meta(
+    cel({
+      rule:
+        "(self.type == 'pool' && has(self.pool)) || (self.type == 'text' && has(self.text)) || " +
+        "((self.type == 'http' || self.type == 'image') && has(self.url))",
+      message: 'pool needs pool, text needs text, http and image need url',
+    }),
+  )
+  .describe('Where the goods of one unit come from.');
+
 const deliveryRule = z
   .object({
-    name: nonEmpty('Name of the rule, shown in logs and events.'),
+    name: nonEmpty('Unique rule name (logs, metrics, `orders`).'),
     itemIds: z
       .array(nonEmpty('A Xianyu item id.'))
+      .min(1)
       .max(1000)
       .optional()
-      .describe('Orders of these items match the rule.'),
-    skuContains: text('Orders whose SKU (specification) text contains this match the rule.').optional(),
-    source: z
-      .object({
-        codePoolSecretRef: secretRef('a pool of codes, one per line', 'codes').optional(),
-        text: text('Fixed text sent for every order.').optional(),
-        url: z.url().optional().describe('HTTP endpoint that returns the goods for an order.'),
-      })
-      .refine((s) => [s.codePoolSecretRef, s.text, s.url].filter((v) => v !== undefined).length === 1, {
-        message: 'exactly one of codePoolSecretRef, text or url must be set',
-      })
-      .meta(
-        cel({
-          rule: '[has(self.codePoolSecretRef), has(self.text), has(self.url)].filter(x, x).size() == 1',
-          message: 'exactly one of codePoolSecretRef, text or url must be set',
-        }),
-      )
-      .describe('Where the goods come from: a code pool Secret, fixed text, or an HTTP endpoint.'),
-    template: text('Message template; {code} is replaced by the goods.').optional(),
-    confirmShipment: z.boolean().optional().describe('Confirm shipment after sending. Default: true.'),
+      .describe('Orders of these items.'),
+    keywords: z
+      .array(nonEmpty('A keyword.'))
+      .min(1)
+      .max(100)
+      .optional()
+      .describe('Orders whose item title + description contains any of these (when no item rule matches).'),
+    spec: z
+      .object({ name: nonEmpty('规格名, e.g. 版本.'), value: nonEmpty('规格值, e.g. 标准版.') })
+      .optional()
+      .describe('Only orders of this spec (规格) of a multi-spec item.'),
+    source: deliverySource,
+    message: nonEmpty(
+      'Sent per unit; placeholders {code} {order_id} {item_title} {quantity} {buyer_name} {unit}. Default: {code}.',
+    ).optional(),
+    delayMs: int('Wait after payment before sending, in milliseconds. Default: 0.').optional(),
+    confirmShipment: z.boolean().optional().describe('Override of delivery.confirmShipment for this rule.'),
   })
-  .describe('An auto-delivery rule.');
+  .refine((r) => (r.itemIds === undefined) !== (r.keywords === undefined), {
+    message: 'give either itemIds or keywords (exactly one)',
+    path: ['itemIds'],
+  })
+  .meta(
+    cel({
+      rule: 'has(self.itemIds) != has(self.keywords)',
+      message: 'give either itemIds or keywords (exactly one)',
+      fieldPath: '.itemIds',
+    }),
+  )
+  .describe('An auto-delivery rule. Priority: item + spec, then item, then keyword.');
+
+const deliveryPool = z
+  .object({
+    name: nonEmpty(
+      'Pool name, named by rules (source.pool); pools are shared by every account using the same database.',
+    ),
+    secretRef: secretRef('the codes, one per line', 'codes'),
+    lowStock: int('Raise a low-stock event at or below this many free codes. Default: 5.').optional(),
+  })
+  .describe('A pool of codes from a Secret; each code is handed out once.');
 
 const delivery = z
   .object({
-    rules: z.array(deliveryRule).max(100).optional().describe('Delivery rules, tried in order.'),
+    enabled: z.boolean().optional().describe('Deliver paid orders. Default: true.'),
+    confirmShipment: z
+      .boolean()
+      .optional()
+      .describe('Confirm the shipment (consign) after every unit was sent. Default: true.'),
+    freeShipping: z
+      .boolean()
+      .optional()
+      .describe('Bargain orders (我已小刀): call the free-shipping API before delivering. Default: true.'),
+    unitIntervalMs: int('Pause between the units of one order, in milliseconds. Default: 1000.').optional(),
+    concurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe('Orders delivered at once. Default: 16.'),
+    retryIntervalMs: int('Re-check of waiting orders, in milliseconds. Default: 30000.', 1).optional(),
+    orderDetails: z
+      .object({
+        source: z
+          .enum(['none', 'browser', 'http'])
+          .optional()
+          .describe(
+            'none: quantity 1, no spec; browser: the order page in Chromium (needs workload.browser); http: the page without a browser. Default: none.',
+          ),
+        url: nonEmpty('Order-detail page; {order_id} is replaced.').optional(),
+      })
+      .optional()
+      .describe('Where quantity and spec of an order come from.'),
+    pools: z
+      .array(deliveryPool)
+      .max(50)
+      .optional()
+      // A list keyed by name: the API server itself refuses two pools of one name.
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })
+      .describe('Code pools (Secrets), by unique name.'),
+    rules: z.array(deliveryRule).max(100).optional().describe('Delivery rules.'),
   })
-  .describe(
-    'Automatic delivery of virtual goods after payment (reserved: not yet carried out by the workload).',
-  );
+  .superRefine((d, ctx) => {
+    const pools = new Set((d.pools ?? []).map((p) => p.name));
+    if (pools.size !== (d.pools ?? []).length)
+      ctx.addIssue({ code: 'custom', path: ['pools'], message: 'pool names must be unique' });
+    // Checked here (the operator reports it as ConfigValid=False) and by the workload; a CEL rule
+    // across rules and pools would exceed the API server's cost budget.
+    d.rules?.forEach((r, i) => {
+      if (r.source.type === 'pool' && r.source.pool !== undefined && !pools.has(r.source.pool))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'source', 'pool'],
+          message: `no pool "${r.source.pool}" in delivery.pools`,
+        });
+    });
+  })
+  .describe('Automatic delivery of virtual goods after payment (自动发货), exactly once per unit.');
 // --- end of delivery --------------------------------------------------------------------
 
 const toleration = z

@@ -9,6 +9,8 @@ import {
   CONFIG_PATH,
   COOKIES_DIR,
   DATA_DIR,
+  POOL_FILE_NAME,
+  poolDir,
   renderConfigFile,
   WORKLOAD_PORT,
 } from './workload-config.js';
@@ -65,16 +67,16 @@ export function referencedSecrets(
   spec: XianyuAccountSpec,
   opts: Pick<ManifestOptions, 'defaultDatabaseSecret'>,
 ) {
-  const refs: { field: string; ref: SecretKeyRef }[] = [
+  // inPlace: mounted as a file the workload watches (a code pool): a change needs no restart.
+  const refs: { field: string; ref: SecretKeyRef; inPlace?: boolean }[] = [
     { field: 'spec.credentials.cookiesSecretRef', ref: spec.credentials.cookiesSecretRef },
   ];
   const ai = spec.reply?.ai?.apiKeySecretRef;
   if (ai) refs.push({ field: 'spec.reply.ai.apiKeySecretRef', ref: ai });
   const db = databaseSecret(spec, opts);
   if (db) refs.push({ field: db.field, ref: db.ref });
-  spec.delivery?.rules?.forEach((rule, i) => {
-    const pool = rule.source.codePoolSecretRef;
-    if (pool) refs.push({ field: `spec.delivery.rules[${i}].source.codePoolSecretRef`, ref: pool });
+  spec.delivery?.pools?.forEach((pool, i) => {
+    refs.push({ field: `spec.delivery.pools[${i}].secretRef`, ref: pool.secretRef, inPlace: true });
   });
   return refs;
 }
@@ -100,10 +102,9 @@ export function configMap(input: DesiredInput): KubeObject {
 export function configHash(input: DesiredInput, opts: ManifestOptions): string {
   return contentHash({
     config: renderConfigFile(input.account, input.spec),
-    secrets: referencedSecrets(input.spec, opts).map(({ ref }) => ({
-      ...ref,
-      rv: input.secretVersions[ref.name],
-    })),
+    secrets: referencedSecrets(input.spec, opts)
+      .filter((s) => !s.inPlace)
+      .map(({ ref }) => ({ ...ref, rv: input.secretVersions[ref.name] })),
   });
 }
 
@@ -160,6 +161,18 @@ export function deployment(input: DesiredInput, opts: ManifestOptions): KubeObje
       secret: { secretName: aiKey.name, items: [{ key: aiKey.key, path: 'apiKey' }], defaultMode: 0o440 },
     });
   }
+  spec.delivery?.pools?.forEach((pool, i) => {
+    // A whole-volume mount (not subPath): the kubelet updates the file when the Secret changes.
+    volumeMounts.push({ name: `pool-${i}`, mountPath: poolDir(i), readOnly: true });
+    volumes.push({
+      name: `pool-${i}`,
+      secret: {
+        secretName: pool.secretRef.name,
+        items: [{ key: pool.secretRef.key, path: POOL_FILE_NAME }],
+        defaultMode: 0o440,
+      },
+    });
+  });
   if (browser) {
     volumeMounts.push({ name: 'dshm', mountPath: '/dev/shm' });
     volumes.push({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: '256Mi' } });

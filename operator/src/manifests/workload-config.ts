@@ -11,6 +11,10 @@ export const COOKIES_DIR = '/var/run/secrets/xianyu/cookies';
 export const COOKIES_FILE = `${COOKIES_DIR}/cookies`;
 export const AI_KEY_DIR = '/var/run/secrets/xianyu/ai';
 export const AI_KEY_FILE = `${AI_KEY_DIR}/apiKey`;
+export const POOLS_DIR = '/var/run/secrets/xianyu/pools';
+export const POOL_FILE_NAME = 'codes';
+/** Pool i's folder (by index: pool names are free text). */
+export const poolDir = (i: number) => `${POOLS_DIR}/${i}`;
 export const DATA_DIR = '/var/lib/xianyu';
 export const WORKLOAD_PORT = 8080;
 
@@ -42,6 +46,24 @@ function renderReply(reply: XianyuAccountSpec['reply']): Record<string, unknown>
   return out;
 }
 
+function renderDelivery(d: NonNullable<XianyuAccountSpec['delivery']>): Record<string, unknown> {
+  const { pools, rules, orderDetails, ...rest } = d;
+  return {
+    ...defined(rest),
+    ...(orderDetails ? { orderDetails: defined(orderDetails) ?? {} } : {}),
+    pools: Object.fromEntries(
+      (pools ?? []).map((p, i) => [
+        p.name,
+        {
+          file: `${poolDir(i)}/${POOL_FILE_NAME}`,
+          ...(p.lowStock !== undefined ? { lowStock: p.lowStock } : {}),
+        },
+      ]),
+    ),
+    rules: (rules ?? []).map(({ source, ...r }) => ({ ...defined(r), source: defined(source) })),
+  };
+}
+
 /** The workload config for an account whose spec has been validated (XianyuAccountSpec.parse). */
 export function renderWorkloadConfig(
   account: RenderTarget,
@@ -55,7 +77,7 @@ export function renderWorkloadConfig(
   const session = defined(spec.session);
   if (session) config.session = session;
   config.reply = renderReply(spec.reply);
-  // delivery: reserved (see api/schema.ts); the workload does not read it yet.
+  if (spec.delivery) config.delivery = renderDelivery(spec.delivery);
   config.dataDir = `${DATA_DIR}/data`;
   config.server = { port: WORKLOAD_PORT, host: '0.0.0.0' };
   config.log = { level: spec.log?.level ?? 'info' };
