@@ -166,6 +166,16 @@ test('a sample account is reconciled by the operator with the chart’s RBAC and
     shopNs,
     '--from-literal=cookies=unb=2200000001; cookie2=abc; _m_h5_tk=t_1',
   ]);
+  // The example's code pool, as its header says.
+  await cluster.kubectl([
+    'create',
+    'secret',
+    'generic',
+    'my-shop-codes',
+    '-n',
+    shopNs,
+    '--from-literal=codes=CODE-1',
+  ]);
   await cluster.kubectl(['apply', '-n', shopNs, '-f', join(CHART, 'examples/account.yaml')]);
 
   const account = await waitFor(
@@ -188,6 +198,8 @@ test('a sample account is reconciled by the operator with the chart’s RBAC and
     'the workload image comes from the chart values',
   );
   assert.deepEqual(c.resources.limits, { memory: '384Mi' });
+  const pool = child.spec.template.spec.volumes.find((v: Obj) => v.secret?.secretName === 'my-shop-codes');
+  assert.ok(pool, 'the example code pool Secret is mounted into the workload');
   // Admitted under the restricted Pod Security Standard: the workload pod exists.
   await waitFor(
     'workload pod admitted',
