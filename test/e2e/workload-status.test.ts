@@ -88,3 +88,37 @@ test('the workload reports Connected into its account status with its own field 
     'no cookie in status',
   );
 });
+
+test('a workload that refuses its config says why in the account status before it exits', async () => {
+  const ns = await cluster.namespace('wl-badcfg');
+  const bad = await startOperatorProcess({
+    kubeconfig: cluster.kubeconfigPath,
+    args: ['--watch-namespaces', ns, '--workload-image', 'registry.local/xianyu-workload:test'],
+  });
+  try {
+    const seller = sim.createSeller();
+    // Valid for the API server and the operator, refused by the workload: two rules take the
+    // same item at one priority.
+    await createAccount(api, ns, 'shop', seller, {
+      delivery: {
+        rules: [
+          { name: 'a', itemIds: ['1'], source: { type: 'text', text: 'x' } },
+          { name: 'b', itemIds: ['1'], source: { type: 'text', text: 'y' } },
+        ],
+      },
+    });
+    await assert.rejects(
+      runAccountLocally({ api, cluster, ns, name: 'shop', sim, seller }),
+      /workload exited with 2/,
+    );
+    const a = await waitFor('Connected=False ConfigInvalid', async () => {
+      const acc = await api.get<Any>(pathFor(RESOURCES.XianyuAccount, ns, 'shop'));
+      return cond(acc, 'Connected')?.reason === 'ConfigInvalid' ? acc : undefined;
+    });
+    assert.equal(cond(a, 'Connected')?.status, 'False');
+    assert.match(cond(a, 'Connected')?.message, /delivery\.rules\.1: rules "a" and "b" both claim item 1/);
+    assert.match(await cluster.kubectl(['describe', 'xya', '-n', ns, 'shop']), /ConfigInvalid/);
+  } finally {
+    await bad.stop('SIGKILL');
+  }
+});

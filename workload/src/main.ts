@@ -12,6 +12,19 @@ function version(): string {
   return pkg.version;
 }
 
+/** In a cluster, the reason for exit 2 also goes to the account status (best effort, bounded). */
+async function reportInvalid(message: string): Promise<void> {
+  const [{ reportConfigInvalid }, { createLogger }] = await Promise.all([
+    import('./status/index.js'),
+    import('./log.js'),
+  ]);
+  const done = reportConfigInvalid(
+    message.replace(/^invalid configuration in [^\n]*\n/, ''),
+    createLogger('warn'),
+  );
+  await Promise.race([done, new Promise((r) => setTimeout(r, 5_000).unref())]);
+}
+
 async function main(argv: string[]): Promise<number> {
   let args: ReturnType<typeof parseCli>;
   try {
@@ -37,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
+      if (args.command === 'run') await reportInvalid(err.message);
       return 2;
     }
     throw err;

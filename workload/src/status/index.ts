@@ -38,3 +38,26 @@ export function startStatusReporting(
   );
   return reporter;
 }
+
+/**
+ * The workload refuses its config (exit 2): in a cluster, say so in the account status first,
+ * so that `kubectl describe` shows why the pod restarts (the logs say it too).
+ */
+export async function reportConfigInvalid(
+  message: string,
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
+  const target = kubeTargetFromEnv(env, existsSync);
+  if (!target) return;
+  const reporter = new StatusReporter(target, log, { debounceMs: 0 });
+  reporter.update([
+    {
+      type: 'Connected',
+      status: 'False',
+      reason: 'ConfigInvalid',
+      message: `the workload refused its configuration: ${message}`.slice(0, 2000),
+    },
+  ]);
+  await reporter.flush();
+}
