@@ -49,6 +49,7 @@ export interface OperatorOptions {
   workloadImage: string;
   imagePullPolicy: ManifestOptions['imagePullPolicy'];
   workloadResources: Resources;
+  workloadBrowserResources: Resources;
   defaultDatabaseSecret?: SecretKeyRef;
   /** Detect the ServiceMonitor CRD (true) or force it off (false). */
   serviceMonitor: boolean;
@@ -72,6 +73,7 @@ export const DEFAULT_OPTIONS: OperatorOptions = {
   workloadImage: DEFAULT_MANIFEST_OPTIONS.workloadImage,
   imagePullPolicy: DEFAULT_MANIFEST_OPTIONS.imagePullPolicy,
   workloadResources: DEFAULT_MANIFEST_OPTIONS.resources,
+  workloadBrowserResources: DEFAULT_MANIFEST_OPTIONS.browserResources,
   serviceMonitor: true,
 };
 
@@ -105,6 +107,7 @@ export async function startOperator(opts: OperatorOptions, log: Logger): Promise
     workloadImage: opts.workloadImage,
     imagePullPolicy: opts.imagePullPolicy,
     resources: opts.workloadResources,
+    browserResources: opts.workloadBrowserResources,
     defaultDatabaseSecret: opts.defaultDatabaseSecret,
     serviceMonitor: withMonitor,
   };

@@ -25,6 +25,7 @@ Flags (environment variable in brackets):
   --workload-image IMAGE             default workload image [WORKLOAD_IMAGE]
   --workload-image-pull-policy P     Always | IfNotPresent | Never (default IfNotPresent) [WORKLOAD_IMAGE_PULL_POLICY]
   --workload-resources JSON          default resources, e.g. '{"requests":{"cpu":"50m"}}' [WORKLOAD_RESOURCES]
+  --workload-browser-resources JSON  default resources of accounts with workload.browser.enabled [WORKLOAD_BROWSER_RESOURCES]
   --default-database-secret NAME[:KEY]  Secret (in each account's namespace) with a PostgreSQL URL
                                      for accounts without spec.database (key default url) [DEFAULT_DATABASE_SECRET]
   --no-service-monitor               never create ServiceMonitors (default: when the CRD exists)
@@ -80,6 +81,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       'workload-image': { type: 'string' },
       'workload-image-pull-policy': { type: 'string' },
       'workload-resources': { type: 'string' },
+      'workload-browser-resources': { type: 'string' },
       'default-database-secret': { type: 'string' },
       'no-service-monitor': { type: 'boolean' },
       'log-level': { type: 'string' },
@@ -99,15 +101,24 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       `--workload-image-pull-policy: expected Always, IfNotPresent or Never, got ${pullPolicy}`,
     );
   }
-  const resourcesText = values['workload-resources'] ?? env.WORKLOAD_RESOURCES;
-  let resources: Resources = d.workloadResources;
-  if (resourcesText) {
+  const resourcesFlag = (flag: string, text: string | undefined, fallback: Resources): Resources => {
+    if (!text) return fallback;
     try {
-      resources = JSON.parse(resourcesText) as Resources;
+      return JSON.parse(text) as Resources;
     } catch {
-      throw new Error('--workload-resources: not valid JSON');
+      throw new Error(`--${flag}: not valid JSON`);
     }
-  }
+  };
+  const resources = resourcesFlag(
+    'workload-resources',
+    values['workload-resources'] ?? env.WORKLOAD_RESOURCES,
+    d.workloadResources,
+  );
+  const browserResources = resourcesFlag(
+    'workload-browser-resources',
+    values['workload-browser-resources'] ?? env.WORKLOAD_BROWSER_RESOURCES,
+    d.workloadBrowserResources,
+  );
   const dbSecret = values['default-database-secret'] ?? env.DEFAULT_DATABASE_SECRET;
   const options: OperatorOptions = {
     ...d,
@@ -135,6 +146,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     workloadImage: values['workload-image'] ?? env.WORKLOAD_IMAGE ?? d.workloadImage,
     imagePullPolicy: pullPolicy as OperatorOptions['imagePullPolicy'],
     workloadResources: resources,
+    workloadBrowserResources: browserResources,
     defaultDatabaseSecret: dbSecret ? parseSecretRef(dbSecret) : undefined,
     serviceMonitor: !values['no-service-monitor'],
   };

@@ -183,6 +183,11 @@ describe('the operator Deployment (defaults)', async () => {
       requests: { cpu: '50m', memory: '128Mi' },
       limits: { memory: '384Mi' },
     });
+    const browser = args(objs).find((a) => a.startsWith('--workload-browser-resources='))!;
+    assert.deepEqual(JSON.parse(browser.slice('--workload-browser-resources='.length)), {
+      requests: { cpu: '100m', memory: '512Mi' },
+      limits: { memory: '1Gi' },
+    });
     assert.ok(!args(objs).some((a) => a.startsWith('--default-database-secret')));
     assert.equal(find(objs, 'Secret').length, 0);
   });
