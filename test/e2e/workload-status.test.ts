@@ -118,6 +118,10 @@ test('a workload that refuses its config says why in the account status before i
     assert.equal(cond(a, 'Connected')?.status, 'False');
     assert.match(cond(a, 'Connected')?.message, /delivery\.rules\.1: rules "a" and "b" both claim item 1/);
     assert.match(await cluster.kubectl(['describe', 'xya', '-n', ns, 'shop']), /ConfigInvalid/);
+    assert.ok(
+      !JSON.stringify(a.status).includes(seller.cookies.split(';')[1]!.split('=')[1]!),
+      'no cookie in status',
+    );
   } finally {
     await bad.stop('SIGKILL');
   }
