@@ -53,7 +53,8 @@ inputs_key() {
   } | sha
 }
 workload_tag() { echo "$PREFIX-workload:$(inputs_key Dockerfile.workload workload/tsconfig.json workload/src)"; }
-operator_tag() { echo "$PREFIX-operator:$(inputs_key Dockerfile.operator operator/tsconfig.json operator/src)"; }
+# The operator bundles the workload's config schema (it checks rendered configs with it).
+operator_tag() { echo "$PREFIX-operator:$(inputs_key Dockerfile.operator operator/tsconfig.json operator/src workload/tsconfig.json workload/src)"; }
 
 debian_mirror() {
   if [[ -n "${XIANYU_DEBIAN_MIRROR:-}" ]]; then echo "$XIANYU_DEBIAN_MIRROR"; return; fi

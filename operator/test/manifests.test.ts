@@ -16,7 +16,12 @@ import {
   roleBinding,
 } from '../src/manifests/children.js';
 import { childName } from '../src/manifests/names.js';
-import { CONFIG_PATH, renderConfigFile, renderWorkloadConfig } from '../src/manifests/workload-config.js';
+import {
+  CONFIG_PATH,
+  renderConfigFile,
+  renderWorkloadConfig,
+  workloadConfigProblems,
+} from '../src/manifests/workload-config.js';
 
 const account = { name: 'shop-a', namespace: 'sellers', uid: '1111-2222' };
 const opts: ManifestOptions = {
@@ -324,7 +329,7 @@ test('delivery: a code pool Secret changing does not restart the pod (the worklo
   assert.notEqual(hash({ cookies: '2', 'vip-codes': '1', month: '1' }), base);
 });
 
-test('delivery: rules the workload would refuse (same priority) are caught by its own check of the rendered config', () => {
+test('delivery: rules the workload would refuse (same priority) are found by its own schema, named by spec path', () => {
   const spec = XianyuAccountSpec.parse({
     ...minimal,
     delivery: {
@@ -335,7 +340,10 @@ test('delivery: rules the workload would refuse (same priority) are caught by it
       ],
     },
   });
-  const r = configSchema.safeParse(renderWorkloadConfig(account, spec));
-  assert.equal(r.success, false);
-  assert.match(JSON.stringify(r.error?.issues), /delivery/);
+  assert.equal(
+    workloadConfigProblems(account, spec),
+    'spec.delivery.rules[1]: rules "a" and "b" both claim item 1 at priority item',
+  );
+  assert.equal(workloadConfigProblems(account, XianyuAccountSpec.parse(withDelivery)), undefined);
+  assert.equal(workloadConfigProblems(account, XianyuAccountSpec.parse(full)), undefined);
 });

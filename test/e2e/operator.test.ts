@@ -456,6 +456,34 @@ test('a missing Secret gives ConfigValid=False and a Warning Event, and recovers
   assert.ok(!all.includes('sk-test') && !all.includes('2200000003'), 'no secret value in events');
 });
 
+test('a spec the workload would refuse (two delivery rules, one order) is ConfigValid=False before any pod', async () => {
+  const ns = await cluster.namespace('op-wlcfg');
+  await operator(ns);
+  await createSecret(ns, 'cookies', { cookies: 'unb=2200000004' });
+  const rules = [
+    { name: 'a', itemIds: ['1'], source: { type: 'text', text: 'x' } },
+    { name: 'b', itemIds: ['1'], source: { type: 'text', text: 'y' } },
+  ];
+  await applyAccount(ns, 'shop', { ...baseSpec, delivery: { rules } });
+  const failed = await waitForCondition(ns, 'shop', 'ConfigValid', 'False');
+  assert.equal(cond(failed, 'ConfigValid').reason, 'WorkloadConfigInvalid');
+  assert.match(
+    cond(failed, 'ConfigValid').message,
+    /spec\.delivery\.rules\[1\]: rules "a" and "b" both claim item 1 at priority item/,
+  );
+  await assert.rejects(
+    deploymentOf(ns, 'shop'),
+    (err: unknown) => err instanceof ApiError && err.code === 404,
+  );
+  // Told apart by a spec (规格), the rules are fine.
+  await applyAccount(ns, 'shop', {
+    ...baseSpec,
+    delivery: { rules: [rules[0], { ...rules[1], spec: { name: '版本', value: 'B' } }] },
+  });
+  const ok = await waitRunning(ns, 'shop');
+  assert.equal(cond(ok, 'ConfigValid').status, 'True');
+});
+
 test('a spec change rolls the Deployment; a resync of unchanged accounts writes nothing', async () => {
   const ns = await cluster.namespace('op-roll');
   const op = await operator(ns, ['--resync-period', '1']);

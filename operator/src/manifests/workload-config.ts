@@ -1,3 +1,4 @@
+import { configSchema } from '@xianyu/workload/config';
 import type { XianyuAccountSpec } from '../api/schema.js';
 
 // account → the workload's config file (workload/src/config/schema.ts). Secrets never appear
@@ -88,4 +89,20 @@ export function renderWorkloadConfig(
 export function renderConfigFile(account: RenderTarget, spec: XianyuAccountSpec): string {
   const body = JSON.stringify(renderWorkloadConfig(account, spec), null, 2);
   return `# Rendered by xianyu-operator from XianyuAccount ${account.namespace}/${account.name}. Do not edit: changes are overwritten.\n${body}\n`;
+}
+
+/**
+ * What the workload would refuse in the config rendered for this spec (its own schema, with the
+ * checks a CRD cannot make: two delivery rules taking one order at one priority, ...), as
+ * `spec.<path>: <message>` lines; undefined when it would start.
+ */
+export function workloadConfigProblems(account: RenderTarget, spec: XianyuAccountSpec): string | undefined {
+  const r = configSchema.safeParse(renderWorkloadConfig(account, spec));
+  if (r.success) return undefined;
+  return r.error.issues
+    .map((i) => {
+      const path = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
+      return `spec${path}: ${i.message}`;
+    })
+    .join('; ');
 }

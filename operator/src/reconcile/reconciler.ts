@@ -12,6 +12,7 @@ import {
   referencedSecrets,
 } from '../manifests/children.js';
 import { childName } from '../manifests/names.js';
+import { workloadConfigProblems } from '../manifests/workload-config.js';
 import type { ReconcileResult } from '../queue/workers.js';
 import { applyReasons, withAppliedHash } from './compare.js';
 import type { EventRecorder } from './events.js';
@@ -178,9 +179,13 @@ export class AccountReconciler {
     if (!parsed.success) {
       problem = { reason: 'InvalidSpec', message: formatIssues(parsed.error) };
     } else {
-      const checked = this.checkSecrets(ns, parsed.data, opts);
-      problem = checked.problem;
-      secretVersions = checked.versions;
+      const refused = workloadConfigProblems({ name, namespace: ns }, parsed.data);
+      if (refused) problem = { reason: 'WorkloadConfigInvalid', message: refused };
+      else {
+        const checked = this.checkSecrets(ns, parsed.data, opts);
+        problem = checked.problem;
+        secretVersions = checked.versions;
+      }
     }
     const annotation = account.metadata.annotations?.[PAUSED_ANNOTATION];
     const pausedByAnnotation = annotation !== undefined && annotation !== 'false';

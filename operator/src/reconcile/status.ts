@@ -8,7 +8,7 @@ import { type ConditionInput, findCondition, nextCondition, sameCondition } from
 export const OPERATOR_CONDITIONS = ['Ready', 'ConfigValid', 'Paused'] as const;
 
 export interface ConfigProblem {
-  reason: 'InvalidSpec' | 'SecretNotFound' | 'SecretKeyNotFound';
+  reason: 'InvalidSpec' | 'WorkloadConfigInvalid' | 'SecretNotFound' | 'SecretKeyNotFound';
   message: string;
 }
 
