@@ -64,6 +64,7 @@ export async function startWorkload(
     ...(config.database.url ? { url: config.database.url } : {}),
     dataDir: config.dataDir,
     poolSize: config.database.poolSize,
+    onUnprepared: (message) => log.warn(message),
   });
   const store = await createStore(sql);
   log.info({ database: sql.kind, account: config.account.id }, 'database ready');

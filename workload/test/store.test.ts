@@ -457,6 +457,29 @@ function storeSuite(name: string, backend: Backend) {
     });
 
     if (backend.kind === 'postgres') {
+      it('statements go on unprepared when the server forgets prepared ones (a pooler in transaction mode)', async () => {
+        const warnings: string[] = [];
+        const one = await openSql({
+          url: backend.url!(),
+          dataDir: '/nonexistent',
+          poolSize: 1,
+          onUnprepared: (m) => warnings.push(m),
+        });
+        try {
+          const q = 'SELECT $1::int + 1 AS n';
+          assert.deepEqual((await one.query(q, [1])).rows, [{ n: 2 }]);
+          // What PgBouncer's transaction mode amounts to: the server connection no longer has the
+          // statement the client prepared on it.
+          await one.query('DEALLOCATE ALL');
+          assert.deepEqual((await one.query(q, [2])).rows, [{ n: 3 }]);
+          assert.deepEqual((await one.query(q, [3])).rows, [{ n: 4 }]);
+          assert.equal(warnings.length, 1);
+          assert.match(warnings[0]!, /pooler/);
+        } finally {
+          await one.close();
+        }
+      });
+
       it('a wrong database on a live server: error names database.url and the host, not the password', async () => {
         const u = new URL(backend.url!());
         u.username = 'postgres';

@@ -19,6 +19,9 @@ export interface OpenSqlOptions {
   connectTimeoutMs?: number;
   /** Called with errors of idle pooled connections (e.g. the server restarted); default: ignored. */
   onIdleError?: (err: Error) => void;
+  /** Called once when the server lost our prepared statements (a pooler such as PgBouncer in
+   * transaction mode between us): from then on statements are sent unprepared. */
+  onUnprepared?: (message: string) => void;
 }
 
 type Row = Record<string, unknown>;
@@ -132,15 +135,31 @@ async function openPostgres(raw: string, opts: OpenSqlOptions): Promise<Sql> {
   const warm = await Promise.allSettled(Array.from({ length: min }, () => pool.connect()));
   for (const r of warm) if (r.status === 'fulfilled') r.value.release();
 
+  let prepare = true;
   const run = async <R>(q: pg.Pool | pg.PoolClient, text: string, params?: unknown[]) => {
     // Without parameters pg uses the simple protocol, which also runs multi-statement scripts
     // (migrations); a script yields one result per statement: the last one is the answer.
     // With parameters the statement is prepared once per connection under a name derived from
     // its text: the server parses and plans the hot statements (claim, upsert) once, not per
     // call, which is most of its CPU per delivery.
-    const res = (await (params && params.length > 0
-      ? q.query({ name: statementName(text), text, values: params })
-      : q.query(text))) as pg.QueryResult | pg.QueryResult[];
+    const send = () =>
+      params && params.length > 0
+        ? q.query(prepare ? { name: statementName(text), text, values: params } : { text, values: params })
+        : q.query(text);
+    let res: pg.QueryResult | pg.QueryResult[];
+    try {
+      res = (await send()) as pg.QueryResult | pg.QueryResult[];
+    } catch (err) {
+      // 26000: the server does not know a statement this connection prepared (a pooler gave us
+      // another server connection, or DISCARD ALL ran). Prepared statements cannot work here.
+      if (!prepare || (err as { code?: unknown }).code !== '26000') throw err;
+      prepare = false;
+      opts.onUnprepared?.(
+        'the database forgot prepared statements (a pooler in transaction mode?): sending statements unprepared',
+      );
+      if (q !== pool) throw err; // inside a transaction, which the error aborted: the caller retries
+      res = (await send()) as pg.QueryResult | pg.QueryResult[];
+    }
     const last = Array.isArray(res) ? res[res.length - 1] : res;
     return { rows: (last?.rows ?? []) as R[] };
   };
