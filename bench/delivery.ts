@@ -7,6 +7,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { freshDatabase } from '../test/harness/database.js';
 import { simEnv, startWorkloadProcess, type WorkloadProcess } from '../test/harness/workload-process.js';
 import { type Seller, startSim } from '../test/sim/index.js';
 import { type Result, report } from './table.js';
@@ -92,14 +93,7 @@ async function main(): Promise<void> {
     throw new Error(
       'needs PostgreSQL: --database-url, DATABASE_URL or TEST_DATABASE_URL (make bench starts one)',
     );
-  const dbName = `bench_delivery_${Date.now()}`;
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${dbName}`);
-  await c.end();
-  const u = new URL(admin);
-  u.pathname = `/${dbName}`;
-  const dbUrl = u.toString();
+  const dbUrl = await freshDatabase('bench_delivery', admin);
 
   const sim = await startSim();
   const dir = mkdtempSync(join(tmpdir(), 'xianyu-bench-dl-'));

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { freshDatabase } from '../harness/database.js';
 import {
   pollUntil,
   simEnv,
@@ -40,17 +41,7 @@ describe('exactly-once delivery under SIGKILL at every step boundary (PostgreSQL
   };
 
   before(async () => {
-    const admin = process.env.TEST_DATABASE_URL;
-    if (!admin)
-      throw new Error('TEST_DATABASE_URL is not set: run through `make test` (scripts/with-postgres.sh)');
-    const name = `faults_${Math.random().toString(36).slice(2, 8)}`;
-    const c = new pg.Client({ connectionString: admin });
-    await c.connect();
-    await c.query(`CREATE DATABASE ${name}`);
-    await c.end();
-    const u = new URL(admin);
-    u.pathname = `/${name}`;
-    dbUrl = u.toString();
+    dbUrl = await freshDatabase('faults');
     sim = await startSim();
     seller = sim.createSeller();
     dir = mkdtempSync(join(tmpdir(), 'xianyu-faults-'));

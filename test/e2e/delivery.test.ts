@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { stringify } from 'yaml';
+import { freshDatabase } from '../harness/database.js';
 import {
   pollUntil,
   simEnv,
@@ -28,20 +29,6 @@ after(async () => {
 const rnd = () => Math.random().toString(36).slice(2, 8);
 let nextOrder = 4_100_000_000_000 + Math.floor(Math.random() * 1e9);
 const orderId = () => String(nextOrder++);
-
-async function freshDatabase(): Promise<string> {
-  const admin = process.env.TEST_DATABASE_URL;
-  if (!admin)
-    throw new Error('TEST_DATABASE_URL is not set: run through `make test` (scripts/with-postgres.sh)');
-  const name = `e2e_delivery_${rnd()}`;
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
-  await c.end();
-  const u = new URL(admin);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
 
 function envFor(seller: Seller, extra: Record<string, string> = {}) {
   return {
@@ -139,7 +126,7 @@ describe('auto-delivery end to end on PostgreSQL', () => {
       res.end(`HTTP-${new URL(key, 'http://x').searchParams.get('unit')}`);
     });
     await new Promise<void>((r) => codeServer.listen(0, '127.0.0.1', r));
-    dbUrl = await freshDatabase();
+    dbUrl = await freshDatabase('e2e_delivery');
     wl = await startWorkloadProcess({ config: config(), env: envFor(seller, { DATABASE_URL: dbUrl }), dir });
   });
   after(async () => {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
+import { freshDatabase } from '../../test/harness/database.js';
 import { configSchema } from '../src/config/schema.js';
 import { parseCrashSpec } from '../src/delivery/crash.js';
 import { parseOrderDetailText } from '../src/delivery/order-details.js';
@@ -354,20 +354,12 @@ function pgliteDb(): Db {
 }
 
 function postgresDb(): Db {
-  const admin = process.env.TEST_DATABASE_URL;
-  const dbName = `delivery_${rnd()}`;
   const sqls: Sql[] = [];
   return {
     name: 'PostgreSQL',
     async open() {
-      if (!admin) throw new Error('TEST_DATABASE_URL is not set: run through scripts/with-postgres.sh');
-      const c = new pg.Client({ connectionString: admin });
-      await c.connect();
-      await c.query(`CREATE DATABASE ${dbName}`);
-      await c.end();
-      const u = new URL(admin);
-      u.pathname = `/${dbName}`;
-      for (let i = 0; i < 4; i++) sqls.push(await openSql({ url: u.toString(), dataDir: '' }));
+      const url = await freshDatabase('delivery');
+      for (let i = 0; i < 4; i++) sqls.push(await openSql({ url, dataDir: '' }));
       await createStore(sqls[0]!);
       return sqls;
     },
