@@ -1,3 +1,4 @@
+import { checkKeywordPatterns } from '@xianyu/workload/config';
 import { z } from 'zod';
 
 // The XianyuAccount API: the one source of the TypeScript types, the runtime validation
@@ -72,20 +73,7 @@ const keywordRule = z
       .describe('Only fire for conversations about these items.'),
     name: text('Name of the rule, shown in decision logs.').optional(),
   })
-  .superRefine((rule, ctx) => {
-    if (rule.mode !== 'regex') return;
-    rule.match.forEach((pattern, i) => {
-      try {
-        new RegExp(pattern, 'u');
-      } catch (err) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['match', i],
-          message: `invalid regex: ${(err as Error).message}`,
-        });
-      }
-    });
-  })
+  .superRefine(checkKeywordPatterns)
   .describe('A keyword rule: the first matching rule answers.');
 
 const bargaining = z

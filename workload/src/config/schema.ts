@@ -6,6 +6,22 @@ import { ruleConflicts } from '../delivery/rules.js';
 
 const nonEmpty = z.string().trim().min(1, 'must not be empty');
 
+/** A keyword rule in regex mode needs patterns that compile (also used by the operator's CRD schema). */
+export function checkKeywordPatterns(rule: { mode: string; match: string[] }, ctx: z.RefinementCtx): void {
+  if (rule.mode !== 'regex') return;
+  rule.match.forEach((pattern, i) => {
+    try {
+      new RegExp(pattern, 'u');
+    } catch (err) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['match', i],
+        message: `invalid regex: ${(err as Error).message}`,
+      });
+    }
+  });
+}
+
 const keywordRule = z
   .object({
     match: z
@@ -17,20 +33,7 @@ const keywordRule = z
     itemIds: z.array(nonEmpty).optional().describe('Only for conversations about these items'),
     name: z.string().optional().describe('Name shown in decision logs'),
   })
-  .superRefine((rule, ctx) => {
-    if (rule.mode !== 'regex') return;
-    rule.match.forEach((pattern, i) => {
-      try {
-        new RegExp(pattern, 'u');
-      } catch (err) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['match', i],
-          message: `invalid regex: ${(err as Error).message}`,
-        });
-      }
-    });
-  });
+  .superRefine(checkKeywordPatterns);
 
 const bargaining = z.object({
   maxDiscountPercent: z.number().min(0).max(100).default(10),
