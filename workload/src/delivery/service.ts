@@ -325,9 +325,7 @@ export class DeliveryService {
       case 'idle':
         return false;
       case 'finish': {
-        await this.d.store.finish(this.accountId, orderId, step.state);
-        order.deliveryState = step.state;
-        this.d.metrics.deliveries.inc({ result: step.state });
+        await this.finishAs(order, step.state);
         this.log.info(
           { orderId, delivery: step.state, units: units.length, rule: order.rule },
           'order delivery finished',
@@ -356,6 +354,13 @@ export class DeliveryService {
         ctx.dirty = true;
         return this.confirm(order);
     }
+  }
+
+  /** Records the end of the order's delivery, in the database and in the run's copy. */
+  private async finishAs(order: OrderRow, state: 'delivered' | 'confirmed' | 'cancelled'): Promise<void> {
+    await this.d.store.finish(this.accountId, order.orderId, state);
+    order.deliveryState = state;
+    this.d.metrics.deliveries.inc({ result: state });
   }
 
   private async park(
@@ -636,18 +641,14 @@ export class DeliveryService {
         picList: [],
         newUnconsign: true,
       });
-      await this.d.store.finish(this.accountId, order.orderId, 'confirmed');
-      order.deliveryState = 'confirmed';
-      this.d.metrics.deliveries.inc({ result: 'confirmed' });
+      await this.finishAs(order, 'confirmed');
       this.log.info({ orderId: order.orderId }, 'shipment confirmed (consign.dummy)');
       return false;
     } catch (err) {
       // Shipped already (our call just before a crash, or the seller by hand)?
       const shipped = err instanceof MtopError && (await this.shippedInHistory(order).catch(() => false));
       if (shipped) {
-        await this.d.store.finish(this.accountId, order.orderId, 'confirmed');
-        order.deliveryState = 'confirmed';
-        this.d.metrics.deliveries.inc({ result: 'confirmed' });
+        await this.finishAs(order, 'confirmed');
         this.log.info({ orderId: order.orderId }, 'shipment was confirmed already ([你已发货] in the chat)');
         return false;
       }

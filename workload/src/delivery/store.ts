@@ -183,19 +183,15 @@ export interface ClaimInput {
 }
 
 const RETRY = { retryIf: isTransientConflict };
-/** Rows of a batch in the order every batch locks them. */
-const byOrder =
-  <T extends { accountId: string }>(key: (t: T) => string) =>
-  (a: T, b: T) =>
-    a.accountId < b.accountId
-      ? -1
-      : a.accountId > b.accountId
-        ? 1
-        : key(a) < key(b)
-          ? -1
-          : key(a) > key(b)
-            ? 1
-            : 0;
+/** An order's key within a batch: also the order in which every batch locks its rows. */
+const orderKey = (accountId: string, orderId: string) => `${accountId}\n${orderId}`;
+/** A copy of `items` sorted by `key`. */
+function sortedBy<T>(items: readonly T[], key: (t: T) => string): T[] {
+  return items
+    .map((item) => ({ item, k: key(item) }))
+    .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
+    .map((x) => x.item);
+}
 
 interface EventWrite {
   accountId: string;
@@ -247,7 +243,7 @@ export class DeliveryStore {
     const out = new Array<OrderUpdate>(batch.length);
     const rounds: { moves: boolean; keys: Set<string>; items: number[] }[] = [];
     batch.forEach((w, i) => {
-      const key = `${w.accountId}\n${w.ev.orderId}`;
+      const key = orderKey(w.accountId, w.ev.orderId);
       const moves = w.ev.status !== undefined;
       let round = rounds.find((r) => r.moves === moves && !r.keys.has(key));
       if (!round) {
@@ -274,7 +270,7 @@ export class DeliveryStore {
     // it only tells what changed, the move itself is decided on the locked row.
     const pairs = moves ? STATUS_MOVES : { from: [], to: [] };
     const first = (ev: OrderEvent): OrderStatus => ev.status ?? 'processing';
-    const sorted = [...items].sort(byOrder((w) => w.ev.orderId));
+    const sorted = sortedBy(items, (w) => orderKey(w.accountId, w.ev.orderId));
     const { rows } = await this.sql.query<
       Row & { inserted: boolean; prev_status: string | null; prev_delivery: string | null }
     >(
@@ -328,9 +324,9 @@ export class DeliveryStore {
         PAYABLE_STATUSES,
       ],
     );
-    const byKey = new Map(rows.map((r) => [`${String(r.account_id)}\n${String(r.order_id)}`, r]));
+    const byKey = new Map(rows.map((r) => [orderKey(String(r.account_id), String(r.order_id)), r]));
     return items.map((w) => {
-      const r = byKey.get(`${w.accountId}\n${w.ev.orderId}`);
+      const r = byKey.get(orderKey(w.accountId, w.ev.orderId));
       if (!r) throw new Error(`order ${w.ev.orderId}: the upsert returned no row`);
       const order = toOrder(r);
       if (r.inserted === true)
@@ -456,7 +452,7 @@ export class DeliveryStore {
   }
 
   private async writeFinish(batch: FinishWrite[]): Promise<undefined[]> {
-    const rows = [...batch].sort(byOrder((w) => w.orderId));
+    const rows = sortedBy(batch, (w) => orderKey(w.accountId, w.orderId));
     await this.sql.query(
       `WITH v AS (
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS v(account_id, order_id, state)
@@ -566,7 +562,9 @@ export class DeliveryStore {
   }
 
   private async writeSent(batch: SentWrite[]): Promise<boolean[]> {
-    const sorted = [...batch].sort(byOrder((w) => `${w.orderId}\n${String(w.unit).padStart(6, '0')}`));
+    const unitKey = (accountId: string, orderId: string, unit: number) =>
+      `${orderKey(accountId, orderId)}\n${String(unit).padStart(6, '0')}`;
+    const sorted = sortedBy(batch, (w) => unitKey(w.accountId, w.orderId, w.unit));
     const { rows } = await this.sql.query<{ account_id: string; order_id: string; unit: number }>(
       `UPDATE delivery_units d SET state = 'sent', message_id = v.message_id, sent_at = now()
        FROM unnest($1::text[], $2::text[], $3::int[], $4::text[]) AS v(account_id, order_id, unit, message_id)
@@ -579,8 +577,8 @@ export class DeliveryStore {
         sorted.map((w) => w.messageId),
       ],
     );
-    const done = new Set(rows.map((r) => `${r.account_id}\n${r.order_id}\n${Number(r.unit)}`));
-    return batch.map((w) => done.has(`${w.accountId}\n${w.orderId}\n${w.unit}`));
+    const done = new Set(rows.map((r) => unitKey(r.account_id, r.order_id, Number(r.unit))));
+    return batch.map((w) => done.has(unitKey(w.accountId, w.orderId, w.unit)));
   }
 
   async noteRedelivered(accountId: string, orderId: string, unit: number): Promise<void> {
