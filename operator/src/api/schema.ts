@@ -571,3 +571,16 @@ export const NAME_SCHEMA = {
   pattern: ACCOUNT_NAME_PATTERN.source,
   description: `A DNS-1035 label (lowercase letters, digits and '-', starting with a letter) of at most ${MAX_ACCOUNT_NAME_LENGTH} characters.`,
 };
+
+/** Validation issues as `spec.<path>: <message>` (paths of the spec, or of the same-shaped workload config). */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map(
+      (i) =>
+        `spec.${i.path
+          .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
+          .join('.')
+          .replace(/\.\[/g, '[')}: ${i.message}`,
+    )
+    .join('; ');
+}

@@ -1,5 +1,5 @@
 import { configSchema } from '@xianyu/workload/config';
-import type { XianyuAccountSpec } from '../api/schema.js';
+import { formatIssues, type XianyuAccountSpec } from '../api/schema.js';
 
 // account → the workload's config file (workload/src/config/schema.ts). Secrets never appear
 // in it: the cookie string and the AI key are files mounted from their Secrets, the database
@@ -98,11 +98,5 @@ export function renderConfigFile(account: RenderTarget, spec: XianyuAccountSpec)
  */
 export function workloadConfigProblems(account: RenderTarget, spec: XianyuAccountSpec): string | undefined {
   const r = configSchema.safeParse(renderWorkloadConfig(account, spec));
-  if (r.success) return undefined;
-  return r.error.issues
-    .map((i) => {
-      const path = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
-      return `spec${path}: ${i.message}`;
-    })
-    .join('; ');
+  return r.success ? undefined : formatIssues(r.error);
 }

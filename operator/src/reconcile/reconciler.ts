@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
-import type { z } from 'zod';
 import { API_VERSION, KIND, PAUSED_ANNOTATION } from '../api/group.js';
-import { type XianyuAccount, XianyuAccountSpec } from '../api/schema.js';
+import { formatIssues, type XianyuAccount, XianyuAccountSpec } from '../api/schema.js';
 import type { KubeClient } from '../kube/client.js';
 import type { Informer, KObject } from '../kube/informer.js';
 import { pathFor, RESOURCES, resourceByKind } from '../kube/resources.js';
@@ -52,18 +51,6 @@ export interface Caches {
   secrets: Informer<SecretView>;
   /** One informer per child kind (ServiceMonitor only when its CRD exists). */
   children: Map<string, Informer<KObject>>;
-}
-
-export function formatIssues(error: z.ZodError): string {
-  return error.issues
-    .map(
-      (i) =>
-        `spec.${i.path
-          .map((p) => (typeof p === 'number' ? `[${p}]` : p))
-          .join('.')
-          .replace(/\.\[/g, '[')}: ${i.message}`,
-    )
-    .join('; ');
 }
 
 function rvNewer(a: string | undefined, b: string | undefined): boolean {
