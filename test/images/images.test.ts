@@ -188,7 +188,9 @@ describe('workload image', { skip: SKIP }, () => {
     ]);
     const base = `http://127.0.0.1:${port}`;
     try {
-      await waitFor('workload /health', async () => (await httpStatus(`${base}/health`)) === 200, 60_000);
+      // PGlite's first start in an empty folder (WASM compile + initdb) takes seconds alone and has
+      // taken a minute with the whole suite running beside it: a deadline with room.
+      await waitFor('workload /health', async () => (await httpStatus(`${base}/health`)) === 200, 150_000);
       await waitFor('workload /ready', async () => (await httpStatus(`${base}/ready`)) === 200, 60_000);
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${await logs(id)}`);
